@@ -1,0 +1,73 @@
+"""Learning curves with mean and spread over seeds."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def mean_and_spread(runs: Sequence[Sequence[float]], spread: str = "std"):
+    """Stack runs of equal length into ``(seeds, steps)`` and return ``mean, low, high`` per step.
+
+    ``spread`` is ``"std"`` (mean +- one standard deviation), ``"minmax"`` (range over seeds) or
+    ``"sem"`` (standard error of the mean).
+    """
+    arr = np.asarray(runs, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2:
+        raise ValueError(f"runs must be a list of equally long curves, shape (seeds, steps); got shape {arr.shape}")
+    mean = np.nanmean(arr, axis=0)
+    if spread == "std":
+        s = np.nanstd(arr, axis=0)
+        return mean, mean - s, mean + s
+    if spread == "sem":
+        s = np.nanstd(arr, axis=0) / np.sqrt(arr.shape[0])
+        return mean, mean - s, mean + s
+    if spread == "minmax":
+        return mean, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0)
+    raise ValueError(f"spread must be 'std', 'sem' or 'minmax'; got {spread!r}")
+
+
+def pad_runs(runs: Sequence[Sequence[float]], length: int | None = None) -> np.ndarray:
+    """Right-pad curves of different lengths with their last value (a run that stopped early,
+    e.g. because it solved the task, keeps its final score)."""
+    length = length or max(len(r) for r in runs)
+    out = np.empty((len(runs), length))
+    for k, r in enumerate(runs):
+        r = list(r) or [np.nan]
+        out[k] = list(r[:length]) + [r[-1]] * max(0, length - len(r))
+    return out
+
+
+def plot_curves(curves: Mapping[str, Sequence[Sequence[float]]], x: Sequence[float] | None = None, ax=None,
+                spread: str = "std", xlabel: str = "", ylabel: str = "", title: str = "", **plot_kwargs):
+    """Plot one line per label (the mean over seeds) with a shaded band (the spread over seeds).
+
+    Args:
+        curves: ``{label: runs}`` where ``runs`` has shape ``(seeds, steps)``; runs of unequal
+            length are padded with :func:`pad_runs`.
+        x: the x values shared by all curves (default ``0..steps-1``).
+        ax: a Matplotlib axes (a new figure when omitted).
+        spread: see :func:`mean_and_spread`.
+
+    Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for label, runs in curves.items():
+        runs = pad_runs(runs) if len({len(r) for r in runs}) > 1 else np.asarray(runs, dtype=float)
+        mean, low, high = mean_and_spread(runs, spread)
+        xs = np.arange(len(mean)) if x is None else np.asarray(x)[: len(mean)]
+        n = runs.shape[0] if runs.ndim == 2 else 1
+        line, = ax.plot(xs, mean, label=f"{label} (n={n})", **plot_kwargs)
+        ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    return ax

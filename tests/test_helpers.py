@@ -1,0 +1,103 @@
+"""The helpers every chapter uses: device, seeding, show, progress, plotting, summary."""
+import numpy as np
+import pytest
+import torch
+
+import lstm_rl_lib
+from lstm_rl_lib import TrainingProgress, get_device, plot_curves, seed_everything, show
+from lstm_rl_lib.plotting import mean_and_spread, pad_runs
+
+
+def test_device_is_cuda_exactly_when_available(monkeypatch):
+    monkeypatch.delenv("LSTM_RL_DEVICE", raising=False)
+    assert get_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert get_device("cpu").type == "cpu"
+
+
+def test_device_errors_are_clear(monkeypatch):
+    with pytest.raises(ValueError, match="'cpu', 'cuda' or 'cuda:N'"):
+        get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            get_device("cuda")
+    monkeypatch.setenv("LSTM_RL_DEVICE", "cpu")
+    assert get_device().type == "cpu"
+
+
+def test_seed_everything_reproduces_numpy_torch_and_python():
+    import random
+
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    seed_everything(3)
+    first = draw()
+    seed_everything(3)
+    assert draw() == first
+    seed_everything(4)
+    assert draw() != first
+    with pytest.raises(ValueError, match="non-negative integer"):
+        seed_everything(-1)
+
+
+def test_show_renders_the_real_source():
+    view = show(seed_everything)
+    md = view._repr_markdown_()
+    assert "def seed_everything" in md and md.count("```") == 2
+    assert "lstm_rl_lib/runtime.py" in view.where
+    with pytest.raises(TypeError, match="needs a module, class, function"):
+        show(3)
+
+
+def test_training_progress_turns_ctrl_c_into_a_clean_stop():
+    done = []
+    with TrainingProgress(100, disable=True) as bar:
+        for step in bar:
+            if step == 5:
+                raise KeyboardInterrupt
+            done.append(step)
+    assert bar.interrupted and done == [0, 1, 2, 3, 4] and bar.completed == 5
+
+
+def test_training_progress_lets_other_errors_through():
+    with pytest.raises(ZeroDivisionError):
+        with TrainingProgress(3, disable=True) as bar:
+            for _ in bar:
+                1 / 0
+    assert not bar.interrupted
+    with pytest.raises(ValueError, match="non-negative"):
+        TrainingProgress(-1)
+
+
+def test_mean_and_spread_and_padding():
+    runs = [[0.0, 1.0], [2.0, 3.0]]
+    mean, low, high = mean_and_spread(runs)
+    np.testing.assert_allclose(mean, [1, 2]) and np.testing.assert_allclose(high - mean, [1, 1])
+    _, low, high = mean_and_spread(runs, "minmax")
+    np.testing.assert_allclose(low, [0, 1])
+    np.testing.assert_array_equal(pad_runs([[1], [1, 2, 3]]), [[1, 1, 1], [1, 2, 3]])
+    with pytest.raises(ValueError, match="'std', 'sem' or 'minmax'"):
+        mean_and_spread(runs, "iqr")
+    with pytest.raises(ValueError, match=r"\(seeds, steps\)"):
+        mean_and_spread(np.zeros((2, 2, 2)))
+
+
+def test_plot_curves_draws_mean_and_band():
+    ax = plot_curves({"a": [[0, 1, 2], [0, 1]], "b": [[1, 1, 1]]}, xlabel="x")
+    assert [line.get_label() for line in ax.get_lines()] == ["a (n=2)", "b (n=1)"]
+    assert len(ax.collections) == 2  # one band per curve
+
+
+def test_summary_is_found_by_the_run_command(capsys):
+    import nbformat
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from lstm_rl_lib.notebooks import find_summary
+
+    outputs = []
+    shell = InteractiveShell.instance()
+    shell.display_pub.publish = lambda data, metadata=None, **kw: outputs.append((data, metadata))
+    lstm_rl_lib.summary(b=2, a="x")
+    data, metadata = outputs[-1]
+    cell = nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("display_data", data=data, metadata=metadata)])
+    assert list(find_summary(nbformat.v4.new_notebook(cells=[cell])).items()) == [("b", 2), ("a", "x")]

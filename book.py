@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Run, test and hand out the book. Needs only Python 3.10+; installs the rest into ./.venv.
+
+    python3 book.py run [--smoke] [--update-chapters] [CHAPTER ...]   execute the chapters (papermill)
+    python3 book.py test [--unit]                                     unit tests, then every chapter (papermill + nbval)
+    python3 book.py student [CHAPTER ...]                             student versions (no solutions) in build/student
+    python3 book.py bench                                             the benchmark scripts in benchmarks/
+
+The first call creates ./.venv and installs requirements.txt into it (again whenever that file
+changes); later calls reuse it. Set BOOK_NO_VENV=1 to use the current interpreter as it is
+(e.g. on Binder, where the packages are already installed).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+REQUIREMENTS = ROOT / "requirements.txt"
+
+
+# ------------------------------------------------------------------------------------------------
+# Bootstrap (standard library only): make sure we run inside an environment with the requirements
+# ------------------------------------------------------------------------------------------------
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_environment() -> None:
+    if os.environ.get("BOOK_NO_VENV") == "1":
+        return
+    if sys.version_info < (3, 10):
+        sys.exit(f"The book needs Python 3.10 or newer; this is {sys.version.split()[0]}")
+    python = venv_python()
+    inside = Path(sys.prefix).resolve() == VENV.resolve()
+    if not inside:
+        if not python.exists():
+            print(f"[book] creating a virtual environment in {VENV.relative_to(ROOT)}/", flush=True)
+            try:
+                subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+            except subprocess.CalledProcessError:
+                sys.exit("[book] could not create a virtual environment. On Debian/Ubuntu install it with "
+                         "`apt install python3-venv`, or install requirements.txt yourself and run with BOOK_NO_VENV=1.")
+        stamp = VENV / ".requirements.sha256"
+        digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+        if not stamp.exists() or stamp.read_text() != digest:
+            print("[book] installing requirements.txt (once; again only when it changes)", flush=True)
+            start = time.time()
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
+                           check=True, cwd=ROOT)
+            stamp.write_text(digest)
+            print(f"[book] installed in {time.time() - start:.0f} s", flush=True)
+        os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+# ------------------------------------------------------------------------------------------------
+# Commands (run inside the environment)
+# ------------------------------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    import nbformat
+
+    from lstm_rl_lib import notebooks
+
+    if args.update_chapters and args.smoke:
+        sys.exit("--update-chapters copies *full* runs into chapters/; it cannot be combined with --smoke")
+    out_dir = notebooks.BUILD / ("smoke" if args.smoke else "full")
+    paths = notebooks.chapter_paths(args.chapters)
+    print(f"[book] executing {len(paths)} chapter(s) at {'smoke' if args.smoke else 'full'} settings -> "
+          f"{out_dir.relative_to(notebooks.ROOT)}/", flush=True)
+    failed = 0
+    for path in paths:
+        report = notebooks.execute_chapter(path, smoke=args.smoke, out_dir=out_dir)
+        print(report.line(), flush=True)
+        if report.error:
+            failed += 1
+        elif args.update_chapters:
+            nb = notebooks.strip_injected(notebooks.read(report.output))
+            nbformat.write(nb, str(path))
+    print(f"[book] {len(paths) - failed} chapter(s) ran, {failed} failed; executed notebooks and figures "
+          f"in {out_dir.relative_to(notebooks.ROOT)}/", flush=True)
+    return 1 if failed else 0
+
+
+def cmd_test(args) -> int:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    python = sys.executable
+    print("[book] 1/2 unit tests, and every chapter executed with papermill at smoke settings", flush=True)
+    selection = ["-m", "not notebooks"] if args.unit else []
+    rc = subprocess.run([python, "-m", "pytest", "tests", *selection], cwd=ROOT, env=env).returncode
+    if args.unit:
+        return rc
+    smoke = sorted((ROOT / "build" / "smoke").glob("[0-9][0-9]_*.ipynb"))
+    if not smoke:
+        print("[book] no executed chapters to check with nbval", flush=True)
+        return rc or 1
+    print("[book] 2/2 nbval (lax) re-executes the papermill outputs and compares the NBVAL_CHECK_OUTPUT cells",
+          flush=True)
+    rc2 = subprocess.run([python, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+                          "-o", "addopts=", *map(str, smoke)], cwd=ROOT, env=env).returncode
+    return rc or rc2
+
+
+def cmd_student(args) -> int:
+    from lstm_rl_lib import notebooks
+
+    out_dir = notebooks.BUILD / "student"
+    for path in notebooks.write_student_versions(out_dir, args.chapters):
+        print(f"[book] wrote {path.relative_to(notebooks.ROOT)}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    rc = 0
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        print(f"[book] {script.relative_to(ROOT)}", flush=True)
+        rc |= subprocess.run([sys.executable, str(script)], cwd=ROOT).returncode
+    return rc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute the chapters with papermill into build/")
+    run.add_argument("--smoke", action="store_true", help="inject the small settings of chapters/smoke_parameters.json")
+    run.add_argument("--update-chapters", action="store_true",
+                     help="after a successful full run, copy the executed notebooks back into chapters/")
+    run.add_argument("chapters", nargs="*", help="chapter prefixes or names (default: all)")
+    test = sub.add_parser("test", help="unit tests, papermill smoke runs, nbval")
+    test.add_argument("--unit", action="store_true", help="only the unit tests (no notebook execution)")
+    student = sub.add_parser("student", help="write student versions to build/student")
+    student.add_argument("chapters", nargs="*")
+    sub.add_parser("bench", help="run the benchmark scripts")
+    args = parser.parse_args()
+    ensure_environment()
+    return {"run": cmd_run, "test": cmd_test, "student": cmd_student, "bench": cmd_bench}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The book's own machinery: execute chapters, stamp them, check their freshness, write student versions.
+
+Used by ``book.py`` (the run, test and student commands) and by ``tests/``. Nothing here is
+needed to *read* a chapter.
+"""
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
+BUILD = ROOT / "build"
+SMOKE_FILE = CHAPTERS / "smoke_parameters.json"
+META_KEY = "lstm_rl_book"
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+_SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
+
+
+def chapter_paths(names: list[str] | None = None) -> list[Path]:
+    """The chapter notebooks, in order; ``names`` filters by prefix or stem (``"01"``, ``"01_lstm_numpy"``)."""
+    paths = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+    if names:
+        chosen = [p for p in paths if any(p.stem == n or p.stem.startswith(n) or p.name == n for n in names)]
+        unknown = [n for n in names if not any(p.stem == n or p.stem.startswith(n) or p.name == n for p in paths)]
+        if unknown:
+            raise SystemExit(f"unknown chapter(s) {unknown}; chapters are: {[p.stem for p in paths]}")
+        return chosen
+    return paths
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=4)
+
+
+def is_injected(cell) -> bool:
+    return "injected-parameters" in cell.get("metadata", {}).get("tags", [])
+
+
+def code_hash(nb) -> str:
+    """SHA-256 of the notebook's code, cell by cell (papermill's injected cell excluded).
+
+    Stored in the metadata of an executed chapter: when a chapter's code changes after its
+    outputs were produced, the stored hash no longer matches and the freshness test fails."""
+    h = hashlib.sha256()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not is_injected(cell):
+            h.update("\n".join(line.rstrip() for line in cell.source.strip().splitlines()).encode())
+            h.update(b"\0")
+    return h.hexdigest()
+
+
+def parameters_cell(nb):
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"a chapter needs exactly one cell tagged 'parameters'; found {len(cells)}")
+    return cells[0]
+
+
+def parameter_names(nb) -> list[str]:
+    """Names assigned in the parameters cell."""
+    tree = ast.parse(parameters_cell(nb).source)
+    return [t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+
+
+def smoke_parameters(path: Path) -> dict:
+    """The small settings that tests inject into chapter ``path`` (from ``chapters/smoke_parameters.json``)."""
+    table = json.loads(SMOKE_FILE.read_text())
+    if path.stem not in table:
+        raise KeyError(f"{SMOKE_FILE.name} has no entry for {path.stem}; every chapter needs smoke settings")
+    return table[path.stem]
+
+
+# ----------------------------------------------------------------------------------------------
+# Execution
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class RunReport:
+    chapter: str
+    mode: str
+    seconds: float
+    output: Path
+    summary: dict = field(default_factory=dict)
+    figures: list = field(default_factory=list)
+    error: str | None = None
+
+    def line(self) -> str:
+        key = "; ".join(f"{k}: {v}" for k, v in self.summary.items()) or "(no summary)"
+        status = "FAILED " + self.error if self.error else key
+        return f"{self.chapter:<24} {self.mode:<5} {self.seconds:7.1f} s  {status}"
+
+
+def execute_chapter(path: Path, smoke: bool, out_dir: Path, extra_parameters: dict | None = None) -> RunReport:
+    """Execute one chapter with papermill; write the executed notebook and its figures to ``out_dir``.
+
+    At smoke settings the parameters in ``chapters/smoke_parameters.json`` are injected; at full
+    settings nothing is injected, so the notebook runs with the defaults of its parameters cell.
+    The executed notebook is stamped with the hash of its code (see :func:`code_hash`).
+    """
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / path.name
+    parameters = dict(smoke_parameters(path)) if smoke else {}
+    parameters.update(extra_parameters or {})
+    unknown = set(parameters) - set(parameter_names(read(path)))
+    if unknown:
+        raise ValueError(f"{path.name}: parameters {sorted(unknown)} are not in its parameters cell")
+    start = time.perf_counter()
+    error = None
+    try:
+        papermill.execute_notebook(str(path), str(output), parameters=parameters, kernel_name="python3",
+                                   progress_bar=False, cwd=str(out_dir))
+    except Exception as err:  # papermill still writes the notebook up to the failing cell
+        error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+    seconds = time.perf_counter() - start
+    nb = read(output)
+    nb.metadata[META_KEY] = {"code_hash": code_hash(read(path)), "smoke": smoke, "parameters": parameters,
+                             "seconds": round(seconds, 1)}
+    nbformat.write(nb, str(output))
+    figures = extract_figures(nb, out_dir / "figures" / path.stem)
+    return RunReport(path.stem, "smoke" if smoke else "full", seconds, output, find_summary(nb), figures, error)
+
+
+def find_summary(nb) -> dict:
+    """The values a chapter reported with :func:`lstm_rl_lib.summary` (the last such output)."""
+    from .display import SUMMARY_KEY
+
+    found = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("metadata", {}).get(SUMMARY_KEY):
+                found = dict(out["data"].get("application/json", {}).get("summary", []))
+    return found
+
+
+def extract_figures(nb, folder: Path) -> list[Path]:
+    """Write every PNG in the notebook's outputs to ``folder`` as ``cell{NN}_{k}.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    paths = []
+    for n, cell in enumerate(nb.cells):
+        k = 0
+        for out in cell.get("outputs", []):
+            png = out.get("data", {}).get("image/png")
+            if png:
+                p = folder / f"cell{n:02d}_{k}.png"
+                p.write_bytes(base64.b64decode(png))
+                paths.append(p)
+                k += 1
+    return paths
+
+
+def strip_injected(nb):
+    """Remove papermill's injected-parameters cell (used before a full run is copied into chapters/)."""
+    nb.cells = [c for c in nb.cells if not is_injected(c)]
+    return nb
+
+
+# ----------------------------------------------------------------------------------------------
+# Freshness
+# ----------------------------------------------------------------------------------------------
+def freshness_problems(path: Path) -> list[str]:
+    """Why the committed outputs of chapter ``path`` cannot be trusted; empty when they can."""
+    nb = read(path)
+    meta = nb.metadata.get(META_KEY)
+    problems = []
+    if not meta:
+        return [f"{path.name} carries no '{META_KEY}' stamp: run `python3 book.py run --update-chapters {path.stem[:2]}`"]
+    if meta.get("code_hash") != code_hash(nb):
+        problems.append(f"{path.name}: its code changed after its outputs were produced "
+                        f"(re-run `python3 book.py run --update-chapters {path.stem[:2]}`)")
+    if meta.get("smoke") or meta.get("parameters"):
+        problems.append(f"{path.name}: committed outputs come from a run with injected parameters "
+                        f"{meta.get('parameters')}; they must come from a full-settings run")
+    for n, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        if cell.get("execution_count") is None:
+            problems.append(f"{path.name}: code cell {n} was not executed")
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            problems.append(f"{path.name}: code cell {n} has an error output")
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercises: student versions
+# ----------------------------------------------------------------------------------------------
+def exercise_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code" and BEGIN in c.source]
+
+
+def strip_solutions(source: str) -> str:
+    """Replace every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block by ``raise NotImplementedError``."""
+    if source.count(BEGIN) != source.count(END):
+        raise ValueError("unbalanced solution markers: every '### BEGIN SOLUTION' needs its '### END SOLUTION'")
+    return _SOLUTION.sub(lambda m: f"{m.group(1)}raise NotImplementedError  # your code here{m.group(2)}", source)
+
+
+def student_version(nb):
+    """A copy of ``nb`` for students: solutions removed, all outputs cleared, the stamp dropped."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.metadata.pop(META_KEY, None)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = strip_solutions(cell.source)
+            cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("papermill", None)
+            cell.metadata.pop("execution", None)
+    return nb
+
+
+def write_student_versions(out_dir: Path, names: list[str] | None = None) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in chapter_paths(names):
+        target = out_dir / path.name
+        nbformat.write(student_version(read(path)), str(target))
+        written.append(target)
+    return written

@@ -1,0 +1,323 @@
+"""REINFORCE with a recurrent policy: whole episodes, returns-to-go, a baseline, masking.
+
+Chapter 3 teaches this module top to bottom: the config, the returns, the loss, the rollout,
+the training loop. The algorithm is Williams (1992) with the policy conditioned on the history
+through the LSTM state h_t (Wierstra et al. 2007, "recurrent policy gradients"):
+
+    grad J = E[ sum_t grad log pi(a_t | h_t) * (G_t - b_t) ],   G_t = sum_{k >= t} gamma^(k-t) r_k
+
+Because h_t depends on every earlier observation through the LSTM, ``grad log pi(a_t | h_t)``
+flows back through the state into every earlier step: this is backpropagation through time
+inside a policy gradient.
+
+Shapes are time-major: ``(T, B)`` where B is the number of episodes in a batch and T the length
+of the longest one; shorter episodes are padded and a ``mask`` (1 = real step, 0 = padding)
+keeps the padding out of every sum.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch.distributions import Categorical
+
+from .envs import encode_observation, make_env, make_vector_env, spaces_of
+from .nets import make_policy
+from .progress import TrainingProgress
+from .runtime import get_device, seed_everything
+
+BASELINES = ("none", "mean", "value")
+
+
+# ----------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class ReinforceConfig:
+    """Settings of :func:`train_reinforce`.
+
+    Attributes:
+        env: a task name for :func:`lstm_rl_lib.envs.make_env` (``"tmaze"``, ``"cartpole-novel"``, any Gymnasium id).
+        env_kwargs: keyword arguments for the task (e.g. ``{"length": 10}``).
+        policy: ``"lstm"`` (recurrent) or ``"mlp"`` (feed-forward baseline, same interface).
+        hidden_size: LSTM state size (or width of the feed-forward net).
+        forget_bias: initial forget-gate bias of the LSTM.
+        num_envs: episodes per update; acting is batched over this many environments.
+        updates: number of gradient updates (so ``updates * num_envs`` episodes in all).
+        lr: Adam's learning rate.
+        gamma: discount factor of the returns.
+        baseline: ``"value"`` (a learned V(h_t), the value head), ``"mean"`` (the batch's mean return)
+            or ``"none"``. A baseline does not change the expected gradient, only its variance.
+        value_coef: weight of the value head's squared error in the loss.
+        entropy_coef: weight of the entropy bonus (keeps the policy exploring early on).
+        normalize_advantages: rescale the advantages of a batch to mean 0, std 1 (over real steps).
+            The gradient keeps its direction per batch but no longer scales with the size of the
+            rewards, so one learning rate serves tasks whose returns are 4 (T-maze) or 500 (CartPole).
+        max_grad_norm: global gradient-norm clip.
+        max_episode_steps: cap on the length of a collected episode (the environment's own time
+            limit applies first); None = no cap beyond the environment's.
+        seed: seeds the environments, the weights and the action sampling.
+        device: ``"cpu"``/``"cuda"``; None picks CUDA when available.
+    """
+    env: str = "tmaze"
+    env_kwargs: dict = field(default_factory=dict)
+    policy: str = "lstm"
+    hidden_size: int = 32
+    forget_bias: float = 1.0
+    num_envs: int = 16
+    updates: int = 500
+    lr: float = 3e-3
+    gamma: float = 0.99
+    baseline: str = "value"
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    normalize_advantages: bool = True
+    max_grad_norm: float = 1.0
+    max_episode_steps: int | None = None
+    seed: int = 0
+    device: str | None = None
+
+    def __post_init__(self):
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}; got {self.baseline!r}")
+        if self.policy not in ("lstm", "mlp"):
+            raise ValueError(f"policy must be 'lstm' or 'mlp'; got {self.policy!r}")
+        if self.num_envs < 1 or self.updates < 0:
+            raise ValueError(f"num_envs must be >= 1 and updates >= 0; got {self.num_envs}, {self.updates}")
+        if not 0 <= self.gamma <= 1:
+            raise ValueError(f"gamma must be in [0, 1]; got {self.gamma}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Returns and the loss
+# ----------------------------------------------------------------------------------------------
+def returns_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float,
+                  bootstrap: torch.Tensor | None = None) -> torch.Tensor:
+    """``G_t = r_t + gamma * G_{t+1}`` within each episode; 0 on padded steps.
+
+    Args:
+        rewards, mask: ``(T, B)``; ``mask[t, b] = 1`` for the real steps of episode b (a prefix).
+        gamma: discount factor.
+        bootstrap: ``(B,)`` value of the state after the last real step: 0 for an episode that
+            *terminated*, an estimate V(s_T) for one that was *truncated* (a time limit). None = zeros.
+
+    The return of step t is the reward *to go* from t: the reward of earlier steps is not
+    something action a_t could have changed, and including it only adds variance.
+    """
+    if rewards.shape != mask.shape or rewards.dim() != 2:
+        raise ValueError(f"rewards and mask must both be (T, B); got {tuple(rewards.shape)} and {tuple(mask.shape)}")
+    T, B = rewards.shape
+    future = torch.zeros(B, dtype=rewards.dtype, device=rewards.device) if bootstrap is None else bootstrap.to(rewards.dtype)
+    out = torch.zeros_like(rewards)
+    for t in reversed(range(T)):
+        # on padded steps future stays the bootstrap value, ready for the last real step
+        g = rewards[t] + gamma * future
+        out[t] = g * mask[t]
+        future = torch.where(mask[t] > 0, g, future)
+    return out
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over the real steps only (``mask`` = 1); padded steps count for nothing."""
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def reinforce_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor,
+                   mask: torch.Tensor, baseline: str = "value", value_coef: float = 0.5,
+                   entropy_coef: float = 0.01, normalize_advantages: bool = False) -> tuple[torch.Tensor, dict]:
+    """The REINFORCE loss of a padded batch of episodes.
+
+    Args:
+        logits: ``(T, B, A)``; values: ``(T, B)``; actions, returns, mask: ``(T, B)``.
+
+    Returns the scalar loss and a dict of its parts (floats) for logging. Every term is a
+    :func:`masked_mean`, so padded steps contribute nothing to the loss or its gradient.
+    """
+    dist = Categorical(logits=logits)
+    logp = dist.log_prob(actions)
+    if baseline == "value":
+        b = values.detach()               # the baseline must not carry the policy's gradient
+    elif baseline == "mean":
+        b = masked_mean(returns, mask)
+    elif baseline == "none":
+        b = torch.zeros((), device=returns.device)
+    else:
+        raise ValueError(f"baseline must be one of {BASELINES}; got {baseline!r}")
+    advantages = returns - b
+    advantage_std = float(advantages[mask > 0].std()) if mask.sum() > 1 else 0.0   # before rescaling
+    if normalize_advantages:
+        real = advantages[mask > 0]
+        advantages = (advantages - real.mean()) / (real.std() + 1e-8) if real.numel() > 1 else advantages
+    policy_loss = -masked_mean(logp * advantages, mask)
+    value_loss = masked_mean((values - returns) ** 2, mask) if baseline == "value" else torch.zeros((), device=returns.device)
+    entropy = masked_mean(dist.entropy(), mask)
+    loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
+    return loss, {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item(),
+                  "advantage_std": advantage_std}
+
+
+# ----------------------------------------------------------------------------------------------
+# Acting: one episode in each of B environments, batched
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class EpisodeBatch:
+    """B whole episodes, padded to the longest. All tensors ``(T, B)`` unless noted.
+
+    ``obs`` is ``(T, B, obs_dim)``; ``bootstrap`` is ``(B,)`` (V of the final state of truncated
+    episodes, 0 otherwise); ``returns`` (B,) are the undiscounted episode returns; ``success``
+    (B,) is ``info["success"]`` where the environment reports it, else NaN.
+    """
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    mask: torch.Tensor
+    bootstrap: torch.Tensor
+    returns: np.ndarray
+    lengths: np.ndarray
+    success: np.ndarray
+
+
+@torch.no_grad()
+def collect_episodes(venv, policy, device, max_steps: int | None = None, seed: int | None = None) -> EpisodeBatch:
+    """Run exactly one episode in each sub-environment of ``venv``, all B in lockstep.
+
+    The policy's state starts at zeros for every episode. A sub-environment whose episode has
+    ended keeps stepping (Gymnasium's vector envs reset it on the next step) but nothing it
+    does is recorded. For a truncated episode the value head's estimate of the final
+    observation, with the state at that point, is stored as ``bootstrap``.
+    """
+    info_spaces = spaces_of(venv)
+    B = venv.num_envs
+    obs, _ = venv.reset(seed=seed)
+    state = policy.initial_state(B)
+    done = np.zeros(B, dtype=bool)
+    steps = {k: [] for k in ("obs", "actions", "rewards", "mask")}
+    bootstrap = torch.zeros(B, device=device)
+    returns, lengths, success = np.zeros(B), np.zeros(B, dtype=int), np.full(B, np.nan)
+    t = 0
+    while not done.all() and (max_steps is None or t < max_steps):
+        x = torch.as_tensor(encode_observation(obs, info_spaces), device=device)[None]
+        logits, _, state = policy(x, state)
+        actions = Categorical(logits=logits[0]).sample()
+        next_obs, rewards, terminated, truncated, infos = venv.step(actions.cpu().numpy())
+        live = ~done
+        steps["obs"].append(x[0])
+        steps["actions"].append(actions)
+        steps["rewards"].append(torch.as_tensor(rewards, dtype=torch.float32, device=device))
+        steps["mask"].append(torch.as_tensor(live, dtype=torch.float32, device=device))
+        returns += rewards * live
+        lengths += live
+        t += 1
+        capped = max_steps is not None and t >= max_steps
+        ended = live & (terminated | truncated | capped)
+        cut = ended & ~terminated                     # time limit, not the end of the task: bootstrap
+        if cut.any():
+            x_next = torch.as_tensor(encode_observation(next_obs, info_spaces), device=device)[None]
+            _, v_next, _ = policy(x_next, state)
+            bootstrap[torch.as_tensor(cut, device=device)] = v_next[0][torch.as_tensor(cut, device=device)]
+        if "success" in infos:
+            has = infos.get("_success", np.ones(B, dtype=bool))
+            success[ended & has] = infos["success"][ended & has].astype(float)
+        done |= ended
+        obs = next_obs
+    stack = {k: torch.stack(v) for k, v in steps.items()}
+    return EpisodeBatch(obs=stack["obs"], actions=stack["actions"], rewards=stack["rewards"], mask=stack["mask"],
+                        bootstrap=bootstrap, returns=returns, lengths=lengths, success=success)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class ReinforceResult:
+    """What :func:`train_reinforce` returns: the config, the trained policy and the history.
+
+    ``history`` has one entry per update: ``update``, ``env_steps`` (cumulative), ``return``
+    (mean undiscounted return of the batch's episodes), ``success`` (mean success, NaN if the
+    task does not report it), ``length``, ``loss``, ``entropy``, ``advantage_std``, ``seconds``.
+    """
+    config: ReinforceConfig
+    policy: torch.nn.Module
+    history: dict
+    interrupted: bool = False
+
+
+def train_reinforce(config: ReinforceConfig | None = None, progress: bool = True, **overrides) -> ReinforceResult:
+    """Train a recurrent (or feed-forward) policy with REINFORCE on whole episodes.
+
+    Each update: collect ``num_envs`` episodes with the current policy (batched acting), compute
+    returns-to-go (bootstrapped at truncation with the value head), run the policy over the padded
+    episodes from a zero state in one call, and take one Adam step on :func:`reinforce_loss`.
+    Ctrl-C stops training and returns the policy and history so far.
+    """
+    config = ReinforceConfig(**{**(asdict(config) if config else {}), **overrides})
+    seed_everything(config.seed)
+    device = get_device(config.device)
+    venv = make_vector_env(config.env, config.num_envs, **config.env_kwargs)
+    spaces = spaces_of(venv)
+    policy = make_policy(config.policy, spaces.obs_dim, spaces.n_actions, hidden_size=config.hidden_size,
+                         forget_bias=config.forget_bias).to(device)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
+    history = {k: [] for k in ("update", "env_steps", "return", "success", "length", "loss", "entropy",
+                               "advantage_std", "seconds")}
+    env_steps, start = 0, time.perf_counter()
+    desc = f"REINFORCE {config.policy} {config.env} seed={config.seed}"
+    with TrainingProgress(config.updates, desc=desc, disable=not progress) as bar:
+        for update in bar:
+            batch = collect_episodes(venv, policy, device, config.max_episode_steps,
+                                     seed=[config.seed * 10_000 + k for k in range(config.num_envs)] if update == 0 else None)
+            returns = returns_to_go(batch.rewards, batch.mask, config.gamma, batch.bootstrap)
+            logits, values, _ = policy(batch.obs, None)      # whole episodes, from a zero state
+            loss, parts = reinforce_loss(logits, values, batch.actions, returns, batch.mask, config.baseline,
+                                         config.value_coef, config.entropy_coef, config.normalize_advantages)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            optimizer.step()
+            env_steps += int(batch.lengths.sum())
+            history["update"].append(update + 1)
+            history["env_steps"].append(env_steps)
+            history["return"].append(float(batch.returns.mean()))
+            history["success"].append(float(np.nanmean(batch.success)) if np.isfinite(batch.success).any() else float("nan"))
+            history["length"].append(float(batch.lengths.mean()))
+            history["loss"].append(loss.item())
+            history["entropy"].append(parts["entropy"])
+            history["advantage_std"].append(parts["advantage_std"])
+            history["seconds"].append(time.perf_counter() - start)
+            bar.set_postfix(ret=f"{history['return'][-1]:.1f}")
+    venv.close()
+    return ReinforceResult(config=config, policy=policy, history=history, interrupted=bar.interrupted)
+
+
+@torch.no_grad()
+def evaluate_policy(policy, env: str, episodes: int = 100, env_kwargs: dict | None = None, seed: int = 12_345,
+                    greedy: bool = False, reset_state: bool = True) -> dict:
+    """Run ``episodes`` episodes one after another in one environment.
+
+    ``greedy`` takes the most likely action instead of sampling. ``reset_state=False`` carries the
+    LSTM state from one episode into the next: the bug Chapter 3's pitfalls demonstrate.
+    Returns ``{"return": [...], "length": [...], "success": [...]}`` (success NaN when not reported).
+    """
+    device = next(policy.parameters()).device
+    e = make_env(env, **(env_kwargs or {}))
+    spaces = spaces_of(e)
+    out = {"return": [], "length": [], "success": []}
+    state = policy.initial_state(1)
+    for k in range(episodes):
+        obs, info = e.reset(seed=seed if k == 0 else None)
+        if reset_state:
+            state = policy.initial_state(1)
+        total, length, done = 0.0, 0, False
+        while not done:
+            x = torch.as_tensor(encode_observation(obs, spaces), device=device)[None, None]
+            logits, _, state = policy(x, state)
+            action = int(logits[0, 0].argmax()) if greedy else int(Categorical(logits=logits[0, 0]).sample())
+            obs, reward, terminated, truncated, info = e.step(action)
+            total, length, done = total + reward, length + 1, terminated or truncated
+        out["return"].append(total)
+        out["length"].append(length)
+        out["success"].append(float(info["success"]) if "success" in info else float("nan"))
+    e.close()
+    return out

@@ -1,5 +1,4 @@
 """REINFORCE: returns-to-go, masking of padded steps, truncation, and learning the T-maze."""
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -82,7 +81,6 @@ def test_collect_episodes_records_each_episode_once_with_a_zero_state():
     assert set(np.unique(batch.success)) <= {0.0, 1.0}
     # the first observation of every episode is the cue (observation 0 or 1)
     assert torch.all(batch.obs[0, :, :2].sum(-1) == 1)
-    # acting from a zero state step by step gives the logits the training pass computes in one call
     assert batch.obs.shape[:2] == batch.mask.shape
 
 

@@ -1,7 +1,6 @@
 """Checks for the exercises of Chapter 3 (LSTM-REINFORCE)."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .. import reinforce

@@ -10,15 +10,17 @@ name                   what it is
 ``"cartpole-flicker"`` CartPole-v1 whose whole observation is zeroed with probability ``p``
                        (:class:`FlickerObservation`, Hausknecht & Stone 2015)
 ``"tmaze"``            the T-maze of Bakker (2001) with a corridor of ``length`` cells (:class:`TMaze`)
+``"pendulum-novel"``   Pendulum-v1 without the angular velocity: (cos, sin) of the angle only
+                       (continuous actions; Chapter 5)
 any Gymnasium id       passed to ``gymnasium.make`` (e.g. ``"CliffWalking-v1"``)
 =====================  =====================================================================
 
-The three are also registered with Gymnasium as ``lstm_rl/CartPoleNoVel-v1``,
-``lstm_rl/CartPoleFlicker-v1`` and ``lstm_rl/TMaze-v0``.
+They are also registered with Gymnasium as ``lstm_rl/CartPoleNoVel-v1``,
+``lstm_rl/CartPoleFlicker-v1``, ``lstm_rl/TMaze-v0`` and ``lstm_rl/PendulumNoVel-v1``.
 
 The library's agents accept any environment whose observation space is a ``Box`` (used as it is)
-or ``Discrete`` (one-hot encoded) and whose action space is ``Discrete``; :func:`spaces_of`
-checks that and says clearly what is wrong otherwise.
+or ``Discrete`` (one-hot encoded) and whose action space is ``Discrete`` (PPO, Chapter 5, also
+accepts a flat ``Box``); :func:`spaces_of` checks that and says clearly what is wrong otherwise.
 """
 from __future__ import annotations
 
@@ -42,18 +44,25 @@ class SpacesInfo:
 
     Attributes:
         obs_dim: length of the encoded observation vector (``n`` for ``Discrete(n)``).
-        n_actions: number of discrete actions.
+        n_actions: number of discrete actions, or the length of a continuous (``Box``) action.
         discrete_obs: True when observations are integers to be one-hot encoded.
+        continuous_actions: True for a ``Box`` action space (then ``action_low``/``action_high``
+            hold its bounds as tuples).
     """
     obs_dim: int
     n_actions: int
     discrete_obs: bool
+    continuous_actions: bool = False
+    action_low: tuple | None = None
+    action_high: tuple | None = None
 
 
-def spaces_of(env: gym.Env | gym.vector.VectorEnv) -> SpacesInfo:
+def spaces_of(env: gym.Env | gym.vector.VectorEnv, continuous_actions: bool = False) -> SpacesInfo:
     """Check that ``env`` has ``Box``/``Discrete`` observations and ``Discrete`` actions.
 
     Accepts a single environment or a vector environment (its per-environment spaces are used).
+    With ``continuous_actions=True`` (an agent that can act in a ``Box``, like PPO) a flat,
+    bounded ``Box`` action space is accepted too.
     Raises :class:`UnsupportedSpaceError` that names the space found and what is accepted.
     """
     obs_space = getattr(env, "single_observation_space", env.observation_space)
@@ -71,7 +80,17 @@ def spaces_of(env: gym.Env | gym.vector.VectorEnv) -> SpacesInfo:
         raise UnsupportedSpaceError(
             f"observation space {type(obs_space).__name__} ({obs_space}) is not supported; the library accepts "
             "Box of shape (n,) or Discrete(n). For Dict/Tuple spaces use gymnasium.wrappers.FlattenObservation.")
+    if continuous_actions and isinstance(act_space, spaces.Box):
+        if len(act_space.shape) != 1 or not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
+            raise UnsupportedSpaceError(f"action space {act_space} must be a flat Box of shape (n,) with finite bounds")
+        return SpacesInfo(obs_dim=obs_dim, n_actions=int(act_space.shape[0]), discrete_obs=discrete,
+                          continuous_actions=True, action_low=tuple(map(float, act_space.low)),
+                          action_high=tuple(map(float, act_space.high)))
     if not isinstance(act_space, spaces.Discrete):
+        if isinstance(act_space, spaces.Box) and not continuous_actions:
+            raise UnsupportedSpaceError(
+                f"action space {act_space} is continuous; this agent chooses among Discrete(n) actions. "
+                "Use PPO (lstm_rl_lib.ppo, Chapter 5), which accepts Box actions, or discretise the Box first.")
         raise UnsupportedSpaceError(
             f"action space {type(act_space).__name__} ({act_space}) is not supported; the library's agents "
             "choose among Discrete(n) actions. Discretise continuous actions first, e.g. with a wrapper that "
@@ -270,10 +289,15 @@ def _cartpole_flicker(p: float = 0.5, **kwargs) -> gym.Env:
     return FlickerObservation(gym.make("CartPole-v1", **kwargs), p=p)
 
 
+def _pendulum_novel(**kwargs) -> gym.Env:
+    return MaskObservation(gym.make("Pendulum-v1", **kwargs), keep=(0, 1))
+
+
 TASKS = {
     "cartpole-novel": _cartpole_novel,
     "cartpole-flicker": _cartpole_flicker,
     "tmaze": TMaze,
+    "pendulum-novel": _pendulum_novel,
 }
 
 
@@ -293,18 +317,25 @@ def make_env(name: str, **kwargs) -> gym.Env:
 
 
 def make_vector_env(name: str, num_envs: int, seed: int | None = None, asynchronous: bool = False,
+                    same_step_autoreset: bool = False, continuous_actions: bool = False,
                     **kwargs) -> gym.vector.VectorEnv:
     """``num_envs`` copies of :func:`make_env` ``(name, **kwargs)`` as a ``gymnasium.vector`` env.
 
-    Sub-environments reset themselves when an episode ends (Gymnasium's default "next-step"
-    autoreset: the step after a done returns the first observation of the new episode).
+    Sub-environments reset themselves when an episode ends. By default with Gymnasium's
+    "next-step" autoreset (the step *after* a done returns the first observation of the new
+    episode); with ``same_step_autoreset=True`` the step that ends an episode already returns
+    the new episode's first observation and puts the last one in ``info["final_obs"]`` (what
+    PPO needs to bootstrap a truncated episode). ``continuous_actions`` lets ``Box`` action
+    spaces through the check of :func:`spaces_of`.
     If ``seed`` is given the vector env is reset once with seeds ``seed, seed+1, ...``.
     """
     if num_envs < 1:
         raise ValueError(f"num_envs must be at least 1; got {num_envs}")
     fns = [lambda: make_env(name, **kwargs) for _ in range(num_envs)]
-    venv = gym.vector.AsyncVectorEnv(fns) if asynchronous else gym.vector.SyncVectorEnv(fns)
-    spaces_of(venv)  # fail early, with a clear message, on spaces the library cannot use
+    mode = gym.vector.AutoresetMode.SAME_STEP if same_step_autoreset else gym.vector.AutoresetMode.NEXT_STEP
+    venv = (gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode) if asynchronous
+            else gym.vector.SyncVectorEnv(fns, autoreset_mode=mode))
+    spaces_of(venv, continuous_actions)  # fail early, with a clear message, on spaces the library cannot use
     if seed is not None:
         venv.reset(seed=[seed + k for k in range(num_envs)])
     return venv
@@ -313,7 +344,8 @@ def make_vector_env(name: str, num_envs: int, seed: int | None = None, asynchron
 def _register() -> None:
     ids = {"lstm_rl/CartPoleNoVel-v1": "lstm_rl_lib.envs:_cartpole_novel",
            "lstm_rl/CartPoleFlicker-v1": "lstm_rl_lib.envs:_cartpole_flicker",
-           "lstm_rl/TMaze-v0": "lstm_rl_lib.envs:TMaze"}
+           "lstm_rl/TMaze-v0": "lstm_rl_lib.envs:TMaze",
+           "lstm_rl/PendulumNoVel-v1": "lstm_rl_lib.envs:_pendulum_novel"}
     for env_id, entry_point in ids.items():
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=entry_point)

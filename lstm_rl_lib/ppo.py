@@ -1,0 +1,730 @@
+"""Recurrent PPO (LSTM-PPO): clipped-surrogate policy optimisation with an LSTM actor and critic.
+
+Chapter 5 teaches this module. PPO (Schulman et al. 2017) collects a *rollout* of ``num_steps``
+steps from each of ``num_envs`` environments, computes advantages with GAE(lambda), and then takes
+several epochs of minibatch gradient steps on the clipped surrogate
+
+    L = E[ min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t) ],   rho_t = pi(a_t | h_t) / pi_old(a_t | h_t)
+
+With an LSTM the policy at step t depends on the whole history through h_t, and five details decide
+whether training sees the same h_t that acting saw:
+
+1. **Initial state per rollout.** The LSTM state at the first step of the rollout is stored
+   (``Rollout.state0``); every epoch re-runs the network from it.
+2. **Done masking.** Where an episode ends inside the rollout the state is reset to zeros before
+   the next episode's first step (``Rollout.starts``), both when acting and when training.
+3. **Sequence minibatches.** A minibatch is a set of whole per-environment columns of the rollout,
+   kept in time order (truncated BPTT over the rollout); steps are never shuffled across time.
+4. **Recomputation.** Log-probabilities and values are recomputed by running the LSTM over the
+   sequences in one fused ``torch.nn.LSTM`` call: each column is cut at its episode starts, the
+   pieces are padded into one batch, and the outputs are gathered back (:class:`SegmentLayout`).
+   In the first epoch, before any gradient step, they equal the ones stored while acting.
+5. **Truncation.** A time limit is not a terminal state: the value of the last observation of a
+   truncated episode is added to its last reward (``gamma * V(s_final)``); a termination gets nothing.
+
+``PPOConfig.mistake`` switches on one of the classic bugs on purpose, for the chapter's pitfalls.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .envs import SpacesInfo, encode_observation, make_env, make_vector_env, spaces_of
+from .progress import TrainingProgress
+from .runtime import get_device, seed_everything
+
+State = tuple[torch.Tensor, torch.Tensor]
+MISTAKES = (None, "shuffle-time", "final-state", "no-truncation-bootstrap")
+
+
+# ----------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class PPOConfig:
+    """Settings of :func:`train_ppo`. The defaults are the ones Chapter 5 uses on velocity-free CartPole.
+
+    Attributes:
+        env, env_kwargs: a task for :func:`lstm_rl_lib.envs.make_env` and its keyword arguments.
+        policy: ``"lstm"`` or ``"mlp"`` (the memory-less baseline; same code path).
+        total_steps: environment steps in all (summed over the ``num_envs`` environments).
+        num_envs, num_steps: a rollout is ``num_steps`` steps of each of ``num_envs`` environments.
+        epochs: passes over each rollout.
+        num_minibatches: the rollout's ``num_envs`` columns are split into this many groups; each
+            group (whole sequences) is one gradient step.
+        gamma, gae_lambda: discount and GAE's lambda.
+        clip_coef: PPO's epsilon; ``anneal_clip`` decays it linearly to 0 at ``total_steps``.
+        lr: Adam's learning rate; ``anneal_lr`` decays it linearly to 0 at ``total_steps``.
+        ent_coef, vf_coef: weights of the entropy bonus and the value loss.
+        max_grad_norm: global gradient-norm clip.
+        norm_adv: normalise the advantages of each minibatch to mean 0, std 1.
+        norm_obs: normalise observations with running mean and variance (clipped to +-10), as
+            Stable-Baselines3's ``VecNormalize``; evaluation uses the statistics frozen.
+        norm_reward: divide rewards by the running standard deviation of the discounted return.
+        hidden_size: LSTM state size (the width of the first layer for ``"mlp"``).
+        head_size: width of the tanh layer between the LSTM and each head.
+        shared_lstm: actor and critic read one LSTM (True) or each has its own (False).
+        forget_bias: initial forget-gate bias of the LSTMs.
+        fused: recompute with one fused LSTM call over padded segments (True) or a Python loop
+            over time steps (False: the slow reference; results agree to float precision).
+        log_std_init: initial log standard deviation of the Gaussian policy (continuous actions).
+        seed: seeds torch, NumPy and the environments.
+        device: ``None`` picks CUDA when present.
+        mistake: ``None``, or a bug to make on purpose: ``"shuffle-time"`` (minibatches of single
+            steps shuffled across time, each fed to the LSTM from a zero state),
+            ``"final-state"`` (the update starts every sequence from the state at the *end* of
+            the rollout), ``"no-truncation-bootstrap"`` (time limits treated as terminations).
+    """
+    env: str = "cartpole-novel"
+    env_kwargs: dict = field(default_factory=dict)
+    policy: str = "lstm"
+    total_steps: int = 50_000
+    num_envs: int = 8
+    num_steps: int = 32
+    epochs: int = 10
+    num_minibatches: int = 1
+    gamma: float = 0.98
+    gae_lambda: float = 0.8
+    clip_coef: float = 0.2
+    anneal_clip: bool = True
+    lr: float = 1e-3
+    anneal_lr: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True
+    norm_obs: bool = True
+    norm_reward: bool = True
+    hidden_size: int = 64
+    head_size: int = 64
+    shared_lstm: bool = False
+    forget_bias: float = 1.0
+    fused: bool = True
+    log_std_init: float = 0.0
+    seed: int = 0
+    device: str | None = None
+    mistake: str | None = None
+
+    def __post_init__(self):
+        if self.policy not in ("lstm", "mlp"):
+            raise ValueError(f"policy must be 'lstm' or 'mlp'; got {self.policy!r}")
+        if self.mistake not in MISTAKES:
+            raise ValueError(f"mistake must be one of {MISTAKES}; got {self.mistake!r}")
+        for name in ("total_steps", "num_envs", "num_steps", "epochs", "num_minibatches", "hidden_size", "head_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
+        if self.num_envs % self.num_minibatches:
+            raise ValueError(f"num_minibatches ({self.num_minibatches}) must divide num_envs ({self.num_envs}): "
+                             "a minibatch is a group of whole environment columns")
+        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
+            raise ValueError(f"need 0 < gamma <= 1 and 0 <= gae_lambda <= 1; got {self.gamma}, {self.gae_lambda}")
+        if self.clip_coef <= 0 or self.lr <= 0:
+            raise ValueError(f"clip_coef and lr must be positive; got {self.clip_coef}, {self.lr}")
+
+    @property
+    def num_updates(self) -> int:
+        """Rollouts in all: ``ceil(total_steps / (num_envs * num_steps))``."""
+        return math.ceil(self.total_steps / (self.num_envs * self.num_steps))
+
+
+# ----------------------------------------------------------------------------------------------
+# Running normalisation (as Stable-Baselines3's VecNormalize)
+# ----------------------------------------------------------------------------------------------
+class RunningMeanStd:
+    """Mean and variance of a stream of batches (Chan et al.'s parallel update), in float64."""
+
+    def __init__(self, shape=()):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float64)
+        b_mean, b_var, b_count = x.mean(axis=0), x.var(axis=0), x.shape[0]
+        delta, total = b_mean - self.mean, self.count + b_count
+        self.mean = self.mean + delta * b_count / total
+        m2 = self.var * self.count + b_var * b_count + delta ** 2 * self.count * b_count / total
+        self.var, self.count = m2 / total, total
+
+
+class ObsNormalizer:
+    """``(obs - mean) / sqrt(var + 1e-8)``, clipped to ``[-clip, clip]``; ``update=False`` freezes it."""
+
+    def __init__(self, dim: int, enabled: bool = True, clip: float = 10.0):
+        self.rms, self.enabled, self.clip = RunningMeanStd((dim,)), enabled, clip
+
+    def __call__(self, obs: np.ndarray, update: bool = False) -> np.ndarray:
+        if not self.enabled:
+            return obs.astype(np.float32)
+        if update:
+            self.rms.update(obs)
+        return np.clip((obs - self.rms.mean) / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip).astype(np.float32)
+
+
+class RewardScaler:
+    """Divide rewards by the running std of the discounted return of each environment (VecNormalize)."""
+
+    def __init__(self, num_envs: int, gamma: float, enabled: bool = True, clip: float = 10.0):
+        self.rms, self.ret = RunningMeanStd(()), np.zeros(num_envs)
+        self.gamma, self.enabled, self.clip = gamma, enabled, clip
+
+    def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        if not self.enabled:
+            return rewards.astype(np.float32)
+        self.ret = self.ret * self.gamma + rewards
+        self.rms.update(self.ret)
+        scaled = np.clip(rewards / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip)
+        self.ret[dones] = 0.0
+        return scaled.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Running an LSTM over sequences that contain episode starts
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class SegmentLayout:
+    """How to run an LSTM over a ``(T, B)`` block whose columns contain episode starts, in one call.
+
+    Each column is cut before every step where an episode starts; the ``N`` pieces ("segments")
+    become the columns of a padded ``(L, N)`` batch, where ``L`` is the longest piece. Padding
+    sits at the *end* of a segment, so it never influences a real step (an LSTM only looks back).
+
+    Attributes:
+        gather: ``(L * N,)`` index into the flattened ``(T * B)`` input for each padded slot
+            (padding slots point at slot 0; their outputs are never read).
+        scatter: ``(T * B,)`` index into the flattened ``(L * N)`` output for each real step.
+        first_col: ``(N,)`` the column each segment comes from.
+        keep_state0: ``(N,)`` 1.0 where the segment starts the column *and* no episode starts
+            there, so it continues from the stored initial state; 0.0 where it starts from zeros.
+        shape: ``(L, N)``.
+    """
+    gather: torch.Tensor
+    scatter: torch.Tensor
+    first_col: torch.Tensor
+    keep_state0: torch.Tensor
+    shape: tuple[int, int]
+
+    @staticmethod
+    def from_starts(starts: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> "SegmentLayout":
+        """Build the layout on the host from ``starts`` (``(T, B)``, 1 = an episode starts at t)."""
+        starts = starts.detach().cpu().numpy() if isinstance(starts, torch.Tensor) else np.asarray(starts)
+        if starts.ndim != 2:
+            raise ValueError(f"starts must have shape (T, B); got {starts.shape}")
+        T, B = starts.shape
+        cut = starts.astype(bool).T.copy()          # (B, T): a segment begins where cut is True
+        cut[:, 0] = True
+        col, t0 = np.nonzero(cut)                   # row-major: segments in column order, then time order
+        ends = np.append(t0[1:], T)
+        ends[np.append(col[1:] != col[:-1], True)] = T   # the last segment of a column runs to T
+        lengths = ends - t0
+        N, L = len(t0), int(lengths.max())
+        steps = np.arange(L)[:, None]               # (L, 1)
+        valid = steps < lengths[None, :]            # (L, N)
+        t = np.where(valid, t0[None, :] + steps, 0)
+        gather = np.where(valid, t * B + col[None, :], 0).reshape(-1)
+        seg_of = np.repeat(np.arange(N), lengths)   # segments are contiguous in (column, time) order
+        t_of = np.concatenate([np.arange(a, b) for a, b in zip(t0, ends)])
+        scatter_bt = (t_of - t0[seg_of]) * N + seg_of          # for (b, t) in column-major order
+        scatter = np.empty(T * B, np.int64)
+        scatter[t_of * B + col[seg_of]] = scatter_bt
+        keep = ((t0 == 0) & ~starts.astype(bool)[0, col]).astype(np.float32)
+
+        def dev(a, dtype=torch.long):
+            return torch.as_tensor(a, dtype=dtype).to(device, non_blocking=True)
+
+        return SegmentLayout(dev(gather), dev(scatter), dev(col), dev(keep, torch.float32), (L, N))
+
+
+def run_lstm(lstm: nn.LSTM, x: torch.Tensor, state: State, starts: torch.Tensor | None = None,
+             layout: SegmentLayout | None = None, fused: bool = True) -> tuple[torch.Tensor, State | None]:
+    """Run ``lstm`` over ``x`` (``(T, B, D)``) from ``state``, resetting it to zeros where ``starts`` is 1.
+
+    Returns the outputs ``(T, B, H)`` and the state after step T-1. ``fused=False`` is the
+    reference: a Python loop over steps. ``fused=True`` with episode starts inside the block runs
+    one padded call (see :class:`SegmentLayout`; pass ``layout`` precomputed to avoid rebuilding it)
+    and then returns ``None`` for the final state, which the PPO update never needs.
+    """
+    T, B, _ = x.shape
+    if starts is None and layout is None:
+        return lstm(x, state)
+    if not fused:
+        outs = []
+        for t in range(T):
+            keep = (1.0 - starts[t].to(x.dtype)).view(1, B, 1)
+            state = (state[0] * keep, state[1] * keep)
+            o, state = lstm(x[t:t + 1], state)
+            outs.append(o)
+        return torch.cat(outs), state
+    if layout is None:
+        if T == 1 or not bool(starts[1:].any()):   # no start after step 0: reset, then one call
+            keep = (1.0 - starts[0].to(x.dtype)).view(1, B, 1)
+            return lstm(x, (state[0] * keep, state[1] * keep))
+        layout = SegmentLayout.from_starts(starts, x.device)
+    L, N = layout.shape
+    keep = layout.keep_state0.view(1, N, 1)
+    h0 = state[0][:, layout.first_col] * keep
+    c0 = state[1][:, layout.first_col] * keep
+    padded = x.reshape(T * B, -1)[layout.gather].view(L, N, -1)
+    out, _ = lstm(padded, (h0, c0))
+    return out.reshape(L * N, -1)[layout.scatter].view(T, B, -1), None
+
+
+# ----------------------------------------------------------------------------------------------
+# The actor-critic
+# ----------------------------------------------------------------------------------------------
+def _layer(i: int, o: int, gain: float = math.sqrt(2)) -> nn.Linear:
+    layer = nn.Linear(i, o)
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ActorCritic(nn.Module):
+    """PPO's network, recurrent or not, for discrete or continuous actions.
+
+    ``lstm``: observation -> LSTM (actor's) -> tanh layer -> policy head, and observation -> LSTM
+    (critic's own, or the same one when ``shared_lstm``) -> tanh layer -> value. ``mlp``: the
+    LSTMs become tanh layers; nothing else changes.
+
+    Same interface as :mod:`lstm_rl_lib.nets`: ``out, values, state = net(obs, state, starts)``,
+    ``obs`` is ``(T, B, obs_dim)``, ``out`` the logits (discrete) or the Gaussian mean (continuous).
+    The state is ``(h, c)`` of shape ``(1, B, S)`` with ``S = H`` (shared) or ``2H`` (actor's
+    state in the first half, critic's in the second), so :func:`lstm_rl_lib.nets.reset_state`
+    and ``detach_state`` work on it unchanged; ``None`` for ``mlp``.
+    """
+
+    def __init__(self, obs_dim: int, n_actions: int, continuous: bool = False, recurrent: bool = True,
+                 hidden_size: int = 64, head_size: int = 64, shared_lstm: bool = False, forget_bias: float = 1.0,
+                 log_std_init: float = 0.0):
+        super().__init__()
+        self.obs_dim, self.n_actions, self.continuous = obs_dim, n_actions, continuous
+        self.recurrent, self.shared, self.hidden_size = recurrent, shared_lstm and recurrent, hidden_size
+        if recurrent:
+            self.actor_core = nn.LSTM(obs_dim, hidden_size)
+            self.critic_core = None if self.shared else nn.LSTM(obs_dim, hidden_size)
+            for lstm in filter(None, (self.actor_core, self.critic_core)):
+                for name, p in lstm.named_parameters():
+                    (nn.init.orthogonal_(p) if "weight" in name else nn.init.zeros_(p))
+                with torch.no_grad():   # gate order (i, f, g, o)
+                    lstm.bias_ih_l0[hidden_size:2 * hidden_size].fill_(forget_bias)
+        else:
+            self.actor_core = nn.Sequential(_layer(obs_dim, hidden_size), nn.Tanh())
+            self.critic_core = nn.Sequential(_layer(obs_dim, hidden_size), nn.Tanh())
+        self.actor_head = nn.Sequential(_layer(hidden_size, head_size), nn.Tanh(), _layer(head_size, n_actions, 0.01))
+        self.critic_head = nn.Sequential(_layer(hidden_size, head_size), nn.Tanh(), _layer(head_size, 1, 1.0))
+        self.log_std = nn.Parameter(torch.full((n_actions,), float(log_std_init))) if continuous else None
+
+    @property
+    def state_size(self) -> int:
+        return self.hidden_size if self.shared else 2 * self.hidden_size
+
+    def initial_state(self, batch_size: int) -> State | None:
+        if not self.recurrent:
+            return None
+        p = next(self.parameters())
+        z = torch.zeros(1, batch_size, self.state_size, device=p.device, dtype=p.dtype)
+        return z, z.clone()
+
+    def forward(self, obs: torch.Tensor, state: State | None = None, starts: torch.Tensor | None = None,
+                layout: SegmentLayout | None = None, fused: bool = True):
+        if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"obs must have shape (T, B, obs_dim={self.obs_dim}); got {tuple(obs.shape)}")
+        if not self.recurrent:
+            return self.actor_head(self.actor_core(obs)), self.critic_head(self.critic_core(obs)).squeeze(-1), None
+        T, B, _ = obs.shape
+        state = self.initial_state(B) if state is None else state
+        if state[0].shape != (1, B, self.state_size):
+            raise ValueError(f"state must be (h, c) of shape (1, B={B}, {self.state_size}); got {tuple(state[0].shape)}")
+        if starts is not None and starts.shape != (T, B):
+            raise ValueError(f"starts must have shape (T, B) = {(T, B)}; got {tuple(starts.shape)}")
+        H = self.hidden_size
+        if self.shared:
+            z, new_state = run_lstm(self.actor_core, obs, state, starts, layout, fused)
+            za = zc = z
+        else:
+            za, sa = run_lstm(self.actor_core, obs, (state[0][..., :H], state[1][..., :H]), starts, layout, fused)
+            zc, sc = run_lstm(self.critic_core, obs, (state[0][..., H:], state[1][..., H:]), starts, layout, fused)
+            new_state = None if sa is None else (torch.cat([sa[0], sc[0]], -1), torch.cat([sa[1], sc[1]], -1))
+        return self.actor_head(za), self.critic_head(zc).squeeze(-1), new_state
+
+    def log_prob_entropy(self, out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of ``actions`` and the entropy, per step (a Gaussian's dimensions summed).
+
+        Written out instead of using ``torch.distributions``: its argument validation reads a
+        tensor back to the host, which would stall a GPU in the middle of every minibatch."""
+        if self.continuous:
+            log_std = self.log_std.expand_as(out)
+            logp = (-0.5 * ((actions - out) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+            return logp, (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
+        logp_all = torch.log_softmax(out, -1)
+        return (logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1),
+                -(logp_all.exp() * logp_all).sum(-1))
+
+    def act(self, out: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample (or take the mode of) an action; returns it and its log-probability."""
+        if self.continuous:
+            action = out if deterministic else out + self.log_std.exp() * torch.randn_like(out)
+        elif deterministic:
+            action = out.argmax(-1)
+        else:
+            probs = torch.softmax(out, -1)
+            action = torch.multinomial(probs.reshape(-1, out.shape[-1]), 1).view(out.shape[:-1])
+        return action, self.log_prob_entropy(out, action)[0]
+
+
+def make_actor_critic(config: PPOConfig, spaces: SpacesInfo) -> ActorCritic:
+    return ActorCritic(spaces.obs_dim, spaces.n_actions, spaces.continuous_actions, config.policy == "lstm",
+                       config.hidden_size, config.head_size, config.shared_lstm, config.forget_bias,
+                       config.log_std_init)
+
+
+# ----------------------------------------------------------------------------------------------
+# GAE
+# ----------------------------------------------------------------------------------------------
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor,
+                last_values: torch.Tensor, final_values: torch.Tensor, gamma: float, lam: float,
+                bootstrap_truncation: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE(lambda) advantages and returns for a ``(T, B)`` rollout.
+
+    ``terminated[t]``/``truncated[t]``: the episode ended *after* step t (the environment returned
+    it with reward ``rewards[t]``). ``values[t] = V(s_t)``; ``last_values = V(s_T)``, the
+    observation after the rollout; ``final_values[t] = V(s_final)`` of the episode truncated at
+    t (ignored elsewhere). Nothing flows across an episode end; a truncation is bootstrapped with
+    ``gamma * final_values[t]`` (unless ``bootstrap_truncation`` is False: the pitfall), a
+    termination is not (also when both flags are set)::
+
+        delta_t = r_t + gamma * [(1 - done_t) V(s_{t+1}) + truncated_t V(s_final)] - V(s_t)
+        A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}
+    """
+    T = rewards.shape[0]
+    done = (terminated.bool() | truncated.bool()).to(rewards.dtype)
+    cut = (truncated.bool() & ~terminated.bool()).to(rewards.dtype)     # both set: the termination wins
+    boot = cut * final_values if bootstrap_truncation else torch.zeros_like(rewards)
+    next_values = torch.cat([values[1:], last_values[None]])
+    deltas = rewards + gamma * ((1.0 - done) * next_values + boot) - values
+    discounts = gamma * lam * (1.0 - done)
+    advantages = torch.empty_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        last = deltas[t] + discounts[t] * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+# ----------------------------------------------------------------------------------------------
+# Rollouts
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Rollout:
+    """One rollout, time-major ``(T, B, ...)``, everything on the training device.
+
+    ``starts[t, b] = 1``: an episode begins at step t in column b (the state is zeroed before it).
+    ``state0``: the LSTM state carried into step 0 (before ``starts[0]`` resets it).
+    ``final_state``: the state after the last step (used only by the ``"final-state"`` mistake).
+    ``logprobs``/``values``: what the network said while acting (the update must reproduce them).
+    ``final_values``: ``V(s_final)`` of episodes truncated at step t (0 elsewhere).
+    """
+    obs: torch.Tensor
+    actions: torch.Tensor
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    starts: torch.Tensor
+    final_values: torch.Tensor
+    last_values: torch.Tensor
+    state0: State | None
+    final_state: State | None
+    starts_host: np.ndarray
+
+
+class RolloutCollector:
+    """Steps a vector environment with the current network and fills :class:`Rollout` objects.
+
+    Carries the environments' observations, the LSTM state and the "episode starts" flags from one
+    rollout to the next; keeps the statistics of finished episodes (raw, unnormalised returns).
+    """
+
+    def __init__(self, config: PPOConfig, net: ActorCritic, device: torch.device):
+        self.config, self.net, self.device = config, net, device
+        self.venv = make_vector_env(config.env, config.num_envs, same_step_autoreset=True,
+                                    continuous_actions=True, **config.env_kwargs)
+        self.spaces = spaces_of(self.venv, continuous_actions=True)
+        self.obs_norm = ObsNormalizer(self.spaces.obs_dim, config.norm_obs and not self.spaces.discrete_obs)
+        self.reward_scaler = RewardScaler(config.num_envs, config.gamma, config.norm_reward)
+        raw, _ = self.venv.reset(seed=[config.seed * 1000 + k for k in range(config.num_envs)])
+        self.obs = self._encode(raw, update=True)
+        self.next_starts = np.ones(config.num_envs, np.float32)
+        self.state = net.initial_state(config.num_envs)
+        self.ep_return = np.zeros(config.num_envs)
+        self.ep_length = np.zeros(config.num_envs, np.int64)
+        self.finished: list[tuple[float, int, float]] = []   # (return, length, success or NaN)
+        if self.spaces.continuous_actions:
+            self.low = np.array(self.spaces.action_low, np.float32)
+            self.high = np.array(self.spaces.action_high, np.float32)
+
+    def _encode(self, raw, update: bool = False) -> np.ndarray:
+        return self.obs_norm(encode_observation(raw, self.spaces), update=update)
+
+    def _tensor(self, a, dtype=torch.float32) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=dtype).to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def collect(self) -> Rollout:
+        cfg, net, T, B = self.config, self.net, self.config.num_steps, self.config.num_envs
+        act_shape = (T, B, self.spaces.n_actions) if self.spaces.continuous_actions else (T, B)
+        obs = np.empty((T, B, self.spaces.obs_dim), np.float32)
+        actions = torch.empty(act_shape, device=self.device,
+                              dtype=torch.float32 if self.spaces.continuous_actions else torch.long)
+        logprobs = torch.empty(T, B, device=self.device)
+        values = torch.empty(T, B, device=self.device)
+        rewards, terminated, truncated, starts = (np.zeros((T, B), np.float32) for _ in range(4))
+        final_values = torch.zeros(T, B, device=self.device)
+        state0 = None if self.state is None else (self.state[0].clone(), self.state[1].clone())
+        state = self.state
+        for t in range(T):
+            obs[t], starts[t] = self.obs, self.next_starts
+            x = self._tensor(self.obs)[None]
+            out, value, state = net(x, state, self._tensor(self.next_starts)[None])
+            action, logp = net.act(out[0])
+            actions[t], logprobs[t], values[t] = action, logp, value[0]
+            a = action.cpu().numpy()
+            if self.spaces.continuous_actions:
+                a = np.clip(a, self.low, self.high)
+            raw, r, term, trunc, info = self.venv.step(a)
+            self.ep_return += r
+            self.ep_length += 1
+            done = term | trunc
+            rewards[t] = self.reward_scaler(r, done)
+            terminated[t], truncated[t] = term, trunc
+            if trunc.any():
+                idx = np.nonzero(trunc)[0]
+                final = self._encode(np.stack([info["final_obs"][i] for i in idx]))
+                s = None if state is None else (state[0][:, idx], state[1][:, idx])
+                _, v_final, _ = net(self._tensor(final)[None], s)
+                final_values[t, torch.as_tensor(idx, device=self.device)] = v_final[0]
+            final_info = info.get("final_info", {})      # same-step autoreset: the ended episode's info
+            for i in np.nonzero(done)[0]:
+                has = "success" in final_info and final_info.get("_success", done)[i]
+                success = float(final_info["success"][i]) if has else float("nan")
+                self.finished.append((float(self.ep_return[i]), int(self.ep_length[i]), success))
+                self.ep_return[i], self.ep_length[i] = 0.0, 0
+            self.obs = self._encode(raw, update=True)
+            self.next_starts = done.astype(np.float32)
+        self.state = state
+        _, last_values, _ = net(self._tensor(self.obs)[None], state, self._tensor(self.next_starts)[None])
+        return Rollout(obs=self._tensor(obs), actions=actions, logprobs=logprobs, values=values,
+                       rewards=self._tensor(rewards), terminated=self._tensor(terminated),
+                       truncated=self._tensor(truncated), starts=self._tensor(starts), final_values=final_values,
+                       last_values=last_values[0], state0=state0,
+                       final_state=None if state is None else (state[0].clone(), state[1].clone()),
+                       starts_host=starts)
+
+    def close(self) -> None:
+        self.venv.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# The update
+# ----------------------------------------------------------------------------------------------
+def minibatch_columns(num_envs: int, num_minibatches: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle the environment columns and split them into groups; each group keeps whole sequences.
+
+    Drawn on the host (NumPy), so building the minibatches never reads anything back from a GPU."""
+    return np.array_split(rng.permutation(num_envs), num_minibatches)
+
+
+def evaluate_actions(net: ActorCritic, rollout: Rollout, cols: torch.Tensor, layout: SegmentLayout | None,
+                     fused: bool = True, state0: State | None = None):
+    """Recompute log-probabilities, entropies and values of the rollout's columns ``cols``."""
+    s0 = rollout.state0 if state0 is None else state0
+    s = None if s0 is None else (s0[0][:, cols], s0[1][:, cols])
+    out, values, _ = net(rollout.obs[:, cols], s, rollout.starts[:, cols], layout=layout, fused=fused)
+    logp, entropy = net.log_prob_entropy(out, rollout.actions[:, cols])
+    return logp, entropy, values
+
+
+def ppo_loss(new_logp, entropy, values, old_logp, advantages, returns, clip_coef: float, vf_coef: float,
+             ent_coef: float, norm_adv: bool = True):
+    """Clipped surrogate + value loss - entropy bonus; returns the loss and detached statistics (tensors)."""
+    if norm_adv:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    log_ratio = new_logp - old_logp
+    ratio = log_ratio.exp()
+    pg_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+    v_loss = 0.5 * ((values - returns) ** 2).mean()
+    ent = entropy.mean()
+    loss = pg_loss + vf_coef * v_loss - ent_coef * ent
+    with torch.no_grad():
+        stats = torch.stack([pg_loss, v_loss, ent, ((ratio - 1) - log_ratio).mean(),
+                             ((ratio - 1).abs() > clip_coef).float().mean()])
+    return loss, stats
+
+
+STAT_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+
+
+def ppo_update(net: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollout, config: PPOConfig,
+               clip_coef: float, rng: np.random.Generator) -> dict:
+    """``config.epochs`` passes of minibatch steps over one rollout. Returns mean statistics.
+
+    Every index tensor (minibatch columns, segment layouts) is built on the host before the first
+    gradient step, so on a GPU nothing inside the loop waits for the device; the statistics stay
+    on the device and are read once at the end.
+    """
+    T, B = rollout.rewards.shape
+    advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.terminated, rollout.truncated,
+                                      rollout.last_values, rollout.final_values, config.gamma, config.gae_lambda,
+                                      bootstrap_truncation=config.mistake != "no-truncation-bootstrap")
+    if config.mistake == "shuffle-time" and net.recurrent:
+        return _update_shuffled_steps(net, optimizer, rollout, advantages, returns, config, clip_coef, rng)
+    state0 = rollout.final_state if config.mistake == "final-state" else None
+    plans = []
+    for _ in range(config.epochs):
+        for cols in minibatch_columns(B, config.num_minibatches, rng):
+            layout = None
+            if net.recurrent and config.fused:
+                layout = SegmentLayout.from_starts(rollout.starts_host[:, cols], rollout.obs.device)
+            plans.append((torch.as_tensor(cols).to(rollout.obs.device, non_blocking=True), layout))
+    total = torch.zeros(len(STAT_NAMES), device=rollout.obs.device)
+    for cols, layout in plans:
+        new_logp, entropy, values = evaluate_actions(net, rollout, cols, layout, config.fused, state0)
+        loss, stats = ppo_loss(new_logp, entropy, values, rollout.logprobs[:, cols], advantages[:, cols],
+                               returns[:, cols], clip_coef, config.vf_coef, config.ent_coef, config.norm_adv)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), config.max_grad_norm)
+        optimizer.step()
+        total += stats
+    return dict(zip(STAT_NAMES, (total / len(plans)).tolist()))
+
+
+def _update_shuffled_steps(net, optimizer, rollout, advantages, returns, config, clip_coef, rng) -> dict:
+    """The "shuffle-time" mistake: minibatches of single steps drawn across time, each from a zero state."""
+    T, B = rollout.rewards.shape
+    flat = lambda x: x.reshape(T * B, *x.shape[2:])
+    obs, actions, old_logp, adv, ret = map(flat, (rollout.obs, rollout.actions, rollout.logprobs, advantages, returns))
+    total, n = torch.zeros(len(STAT_NAMES), device=rollout.obs.device), 0
+    for _ in range(config.epochs):
+        for idx in np.array_split(rng.permutation(T * B), config.num_minibatches):
+            idx = torch.as_tensor(idx).to(obs.device)
+            out, values, _ = net(obs[idx][None], None)        # a batch of length-1 sequences, zero state
+            logp, entropy = net.log_prob_entropy(out[0], actions[idx])
+            loss, stats = ppo_loss(logp, entropy, values[0], old_logp[idx], adv[idx],
+                                   ret[idx], clip_coef, config.vf_coef, config.ent_coef, config.norm_adv)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), config.max_grad_norm)
+            optimizer.step()
+            total, n = total + stats, n + 1
+    return dict(zip(STAT_NAMES, (total / n).tolist()))
+
+
+# ----------------------------------------------------------------------------------------------
+# Training and evaluation
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class PPOResult:
+    """What :func:`train_ppo` returns.
+
+    ``history``: one entry per rollout: ``env_steps`` (cumulative), ``return``/``length``/``success``
+    (means over the episodes that finished during the rollout; NaN if none), ``seconds`` (wall time
+    since the start), and the update statistics of :data:`STAT_NAMES`.
+    ``obs_norm`` holds the observation statistics the policy was trained with (evaluation needs them).
+    """
+    config: PPOConfig
+    net: ActorCritic
+    obs_norm: ObsNormalizer
+    history: dict
+    interrupted: bool = False
+
+    @property
+    def seconds(self) -> float:
+        return self.history["seconds"][-1] if self.history["seconds"] else 0.0
+
+
+def train_ppo(config: PPOConfig | None = None, progress: bool = True, callback=None, **overrides) -> PPOResult:
+    """Train an LSTM (or feed-forward) actor-critic with PPO; Ctrl-C returns what was learned so far.
+
+    ``callback(result_so_far)`` is called after every update (e.g. to evaluate every k steps); if
+    it returns True training stops.
+    """
+    config = PPOConfig(**{**(asdict(config) if config else {}), **overrides})
+    seed_everything(config.seed)
+    device = get_device(config.device)
+    probe = make_env(config.env, **config.env_kwargs)
+    spaces = spaces_of(probe, continuous_actions=True)
+    probe.close()
+    net = make_actor_critic(config, spaces).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, eps=1e-5)
+    collector = RolloutCollector(config, net, device)
+    rng = np.random.default_rng(config.seed)
+    history = {k: [] for k in ("env_steps", "return", "length", "success", "seconds", *STAT_NAMES)}
+    result = PPOResult(config, net, collector.obs_norm, history)
+    start, steps_per_update = time.perf_counter(), config.num_envs * config.num_steps
+    desc = f"PPO {config.policy} {config.env} seed={config.seed}"
+    with TrainingProgress(config.num_updates, desc=desc, disable=not progress) as bar:
+        for update in bar:
+            frac = 1.0 - update / config.num_updates
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * frac if config.anneal_lr else config.lr
+            rollout = collector.collect()
+            stats = ppo_update(net, optimizer, rollout, config, config.clip_coef * frac if config.anneal_clip
+                               else config.clip_coef, rng)
+            done, collector.finished = collector.finished, []
+            episodes = np.array(done, dtype=np.float64).reshape(-1, 3)
+            history["env_steps"].append((update + 1) * steps_per_update)
+            for k, col in (("return", 0), ("length", 1), ("success", 2)):
+                vals = episodes[:, col]
+                history[k].append(float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"))
+            for k, v in stats.items():
+                history[k].append(v)
+            history["seconds"].append(time.perf_counter() - start)
+            bar.set_postfix(ret=f"{history['return'][-1]:.1f}")
+            if callback is not None and callback(result):
+                break
+    collector.close()
+    result.interrupted = bar.interrupted
+    return result
+
+
+@torch.no_grad()
+def evaluate(net: ActorCritic, env: str, obs_norm: ObsNormalizer | None = None, episodes: int = 20,
+             env_kwargs: dict | None = None, seed: int = 100_000, deterministic: bool = True) -> dict:
+    """Run ``episodes`` episodes, all at once in a vector environment (one episode per copy).
+
+    Deterministic by default: the most likely action (discrete) or the mean (continuous).
+    Observations are normalised with ``obs_norm`` frozen. Returns ``{"return", "length", "success"}``
+    lists (success NaN where the task does not report it).
+    """
+    device = next(net.parameters()).device
+    venv = make_vector_env(env, episodes, continuous_actions=True, **(env_kwargs or {}))
+    spaces = spaces_of(venv, continuous_actions=True)
+    raw, _ = venv.reset(seed=[seed + k for k in range(episodes)])
+    state = net.initial_state(episodes)
+    live = np.ones(episodes, bool)
+    ret, length, success = np.zeros(episodes), np.zeros(episodes, np.int64), np.full(episodes, np.nan)
+    while live.any():
+        x = encode_observation(raw, spaces)
+        x = obs_norm(x) if obs_norm is not None else x
+        out, _, state = net(torch.as_tensor(x, device=device)[None], state)
+        action, _ = net.act(out[0], deterministic)
+        a = action.cpu().numpy()
+        if spaces.continuous_actions:
+            a = np.clip(a, np.array(spaces.action_low, np.float32), np.array(spaces.action_high, np.float32))
+        raw, r, term, trunc, info = venv.step(a)
+        ret += r * live
+        length += live
+        ended = live & (term | trunc)
+        if "success" in info:
+            has = info.get("_success", ended)
+            success[ended & has] = info["success"][ended & has]
+        live &= ~ended
+    venv.close()
+    return {"return": ret.tolist(), "length": length.tolist(), "success": success.tolist()}

@@ -1,0 +1,290 @@
+"""Recurrent PPO: GAE, the hidden state across dones, recomputation, sequence minibatches, no host syncs."""
+import numpy as np
+import pytest
+import torch
+
+from lstm_rl_lib import ppo
+from lstm_rl_lib.envs import make_env, spaces_of
+from lstm_rl_lib.ppo import (ActorCritic, PPOConfig, RolloutCollector, SegmentLayout, compute_gae, evaluate,
+                             evaluate_actions, run_lstm, train_ppo)
+
+
+# ----------------------------------------------------------------------------------------------
+# GAE against a slow reference written differently: explicit sums over each episode's remaining steps
+# ----------------------------------------------------------------------------------------------
+def slow_gae(r, v, term, trunc, last_v, final_v, gamma, lam, bootstrap_truncation=True):
+    T, B = r.shape
+    adv = np.zeros((T, B))
+    for b in range(B):
+        def delta(t):
+            if term[t, b]:
+                return r[t, b] - v[t, b]
+            if trunc[t, b]:
+                return r[t, b] + (gamma * final_v[t, b] if bootstrap_truncation else 0.0) - v[t, b]
+            nxt = last_v[b] if t == T - 1 else v[t + 1, b]
+            return r[t, b] + gamma * nxt - v[t, b]
+        for t in range(T):
+            total, k = 0.0, t
+            while True:
+                total += (gamma * lam) ** (k - t) * delta(k)
+                if term[k, b] or trunc[k, b] or k == T - 1:
+                    break
+                k += 1
+            adv[t, b] = total
+    return adv, adv + v
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_gae_matches_slow_reference_with_terminations_and_truncations_mixed(bootstrap):
+    rng = np.random.default_rng(0)
+    T, B = 40, 6
+    r, v = rng.normal(size=(T, B)), rng.normal(size=(T, B))
+    ends = rng.random((T, B))
+    term, trunc = ends < 0.1, (ends >= 0.1) & (ends < 0.2)
+    term[5, 0] = trunc[6, 0] = True                 # back-to-back ends, and one at the last step
+    trunc[-1, 1] = True
+    term[9, 2] = trunc[9, 2] = True                 # both flags: a termination, not bootstrapped
+    last_v, final_v = rng.normal(size=B), rng.normal(size=(T, B))
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)
+    adv, ret = compute_gae(t(r), t(v), t(term), t(trunc), t(last_v), t(final_v), 0.97, 0.9, bootstrap)
+    ref_adv, ref_ret = slow_gae(r, v, term, trunc, last_v, final_v, 0.97, 0.9, bootstrap)
+    np.testing.assert_allclose(adv.numpy(), ref_adv, atol=1e-12)
+    np.testing.assert_allclose(ret.numpy(), ref_ret, atol=1e-12)
+    # truncation is bootstrapped and termination is not: they differ by exactly gamma * V(s_final)
+    one = lambda te, tr: compute_gae(t([[1.0]]), t([[0.0]]), t([[te]]), t([[tr]]), t([5.0]), t([[2.0]]), 0.5, 1.0,
+                                     bootstrap)[0].item()
+    assert one(1, 0) == 1.0
+    assert one(0, 1) == (1.0 + 0.5 * 2.0 if bootstrap else 1.0)
+    assert one(0, 0) == 1.0 + 0.5 * 5.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Running the LSTM over sequences with episode starts
+# ----------------------------------------------------------------------------------------------
+def random_starts(T, B, seed):
+    rng = np.random.default_rng(seed)
+    starts = (rng.random((T, B)) < 0.15).astype(np.float32)
+    starts[:, 0] = 0                     # one column without any episode start
+    starts[0, 1] = 1                     # an episode starting at step 0 (the stored state is dropped)
+    starts[3, 2] = starts[4, 2] = 1      # two starts in a row: a segment of length 1
+    starts[-1, 3] = 1                    # a start at the last step
+    return starts
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fused_padded_lstm_equals_the_step_loop_outputs_and_gradients(seed):
+    torch.manual_seed(seed)
+    T, B, D, H = 17, 6, 3, 5
+    lstm = torch.nn.LSTM(D, H).double()
+    x = torch.randn(T, B, D, dtype=torch.float64, requires_grad=True)
+    s0 = (torch.randn(1, B, H, dtype=torch.float64), torch.randn(1, B, H, dtype=torch.float64))
+    starts = torch.as_tensor(random_starts(T, B, seed), dtype=torch.float64)
+    out_loop, _ = run_lstm(lstm, x, s0, starts, fused=False)
+    layout = SegmentLayout.from_starts(starts)
+    out_fused, _ = run_lstm(lstm, x, s0, starts, layout=layout)
+    torch.testing.assert_close(out_fused, out_loop, atol=1e-12, rtol=0)
+    g_loop = torch.autograd.grad(out_loop.square().sum(), [x, *lstm.parameters()])
+    out_fused, _ = run_lstm(lstm, x, s0, starts, layout=layout)
+    g_fused = torch.autograd.grad(out_fused.square().sum(), [x, *lstm.parameters()])
+    for a, b in zip(g_fused, g_loop):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    L, N = layout.shape
+    assert N == B + int(starts[1:].sum()) and L <= T
+
+
+def test_state_is_zero_after_a_done_and_carried_otherwise():
+    torch.manual_seed(0)
+    net = ActorCritic(2, 2, hidden_size=4)
+    x = torch.randn(1, 3, 2)
+    carried = (torch.randn(1, 3, 8), torch.randn(1, 3, 8))
+    starts = torch.tensor([[1.0, 0.0, 1.0]])
+    out, values, state = net(x, carried, starts)
+    out_zero, values_zero, state_zero = net(x, None)
+    out_carry, values_carry, state_carry = net(x, carried)
+    for col, ref in ((0, (out_zero, values_zero)), (1, (out_carry, values_carry)), (2, (out_zero, values_zero))):
+        torch.testing.assert_close(out[0, col], ref[0][0, col])
+        torch.testing.assert_close(values[0, col], ref[1][0, col])
+    assert not torch.allclose(out_zero[0, 1], out_carry[0, 1])   # the state matters, so the test can fail
+
+
+def test_collector_resets_the_state_at_episode_starts_and_carries_it_between_rollouts():
+    cfg = PPOConfig(env="tmaze", env_kwargs={"length": 2}, num_envs=3, num_steps=20, seed=0)
+    net = ActorCritic(4, 4, hidden_size=8)
+    c = RolloutCollector(cfg, net, torch.device("cpu"))
+    first = c.collect()
+    assert first.starts[0].eq(1).all()             # every environment starts an episode at step 0
+    ended = (first.terminated + first.truncated)[:-1]
+    torch.testing.assert_close(first.starts[1:], ended)   # a start exactly after every done
+    second = c.collect()
+    torch.testing.assert_close(second.state0[0], first.final_state[0])   # carried across the rollout boundary
+    torch.testing.assert_close(second.starts[0], (first.terminated + first.truncated)[-1])
+    assert first.state0[0].abs().sum() == 0 and second.state0[0].abs().sum() > 0
+    c.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Recomputation: the first epoch sees what acting saw
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("env, kwargs, shared", [("cartpole-novel", {}, False), ("cartpole-novel", {}, True),
+                                                 ("pendulum-novel", {"max_episode_steps": 25}, False),
+                                                 ("tmaze", {"length": 3}, False)])
+def test_recomputed_logprobs_and_values_equal_the_stored_ones(env, kwargs, shared):
+    torch.manual_seed(0)
+    cfg = PPOConfig(env=env, env_kwargs=kwargs, num_envs=4, num_steps=60, shared_lstm=shared, seed=1)
+    spaces = spaces_of(make_env(env, **kwargs), continuous_actions=True)
+    net = ppo.make_actor_critic(cfg, spaces)
+    c = RolloutCollector(cfg, net, torch.device("cpu"))
+    c.collect()                                    # so that the next rollout starts from a non-zero state
+    rollout = c.collect()
+    assert rollout.starts[1:].sum() > 0, "the test needs episode ends inside the rollout"
+    cols = torch.tensor([2, 0, 3, 1])
+    layout = SegmentLayout.from_starts(rollout.starts_host[:, cols.numpy()])
+    with torch.no_grad():
+        logp, _, values = evaluate_actions(net, rollout, cols, layout)
+        logp_loop, _, _ = evaluate_actions(net, rollout, cols, None, fused=False)
+        wrong, _, _ = evaluate_actions(net, rollout, cols, layout, state0=rollout.final_state)
+    torch.testing.assert_close(logp, rollout.logprobs[:, cols], atol=1e-5, rtol=0)
+    torch.testing.assert_close(values, rollout.values[:, cols], atol=1e-5, rtol=0)
+    torch.testing.assert_close(logp_loop, logp, atol=1e-5, rtol=0)
+    assert (wrong - rollout.logprobs[:, cols]).abs().max() > 1e-4   # the "final-state" mistake breaks it
+    c.close()
+
+
+def test_truncated_episodes_get_the_value_of_their_last_observation():
+    cfg = PPOConfig(env="cartpole-novel", env_kwargs={"max_episode_steps": 7}, num_envs=2, num_steps=16)
+    net = ActorCritic(2, 2, hidden_size=4)
+    c = RolloutCollector(cfg, net, torch.device("cpu"))
+    r = c.collect()
+    assert r.truncated.sum() > 0
+    assert torch.all((r.final_values != 0) == (r.truncated == 1))
+    c.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# The update
+# ----------------------------------------------------------------------------------------------
+def test_minibatches_are_whole_sequences_in_time_order():
+    cfg = PPOConfig(num_envs=6, num_steps=12, num_minibatches=3, epochs=2, seed=0)
+    net = ActorCritic(2, 2, hidden_size=4)
+    c = RolloutCollector(cfg, net, torch.device("cpu"))
+    rollout = c.collect()
+    seen = []
+    hook = net.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    opt = torch.optim.Adam(net.parameters())
+    ppo.ppo_update(net, opt, rollout, cfg, 0.2, np.random.default_rng(0))
+    hook.remove()
+    assert len(seen) == cfg.epochs * cfg.num_minibatches
+    for epoch in range(cfg.epochs):
+        cols = []
+        for obs in seen[epoch * 3:(epoch + 1) * 3]:
+            assert obs.shape == (12, 2, 2)          # all 12 steps of 2 columns
+            # each column is exactly one environment's column of the rollout, steps in order
+            for k in range(2):
+                match = [b for b in range(6) if torch.equal(obs[:, k], rollout.obs[:, b])]
+                assert len(match) == 1
+                cols += match
+        assert sorted(cols) == list(range(6))       # a partition of the environments
+    c.close()
+
+
+def test_update_never_waits_for_the_device(monkeypatch):
+    """No .item(), .cpu(), .numpy() or bool(tensor) inside the epoch loop (each would sync a GPU)."""
+    cfg = PPOConfig(num_envs=4, num_steps=16, num_minibatches=2, epochs=2)
+    net = ActorCritic(2, 2, hidden_size=4)
+    c = RolloutCollector(cfg, net, torch.device("cpu"))
+    rollout = c.collect()
+    c.close()
+
+    opt = torch.optim.Adam(net.parameters())
+
+    def guard(name):
+        original = getattr(torch.Tensor, name)
+
+        def forbidden(self, *args, **kwargs):
+            # Adam keeps its step counters on the CPU even for GPU parameters: reading them is free
+            if any(self is s.get("step") for s in opt.state.values()):
+                return original(self, *args, **kwargs)
+            raise AssertionError(f"host-device synchronisation inside the PPO update (Tensor.{name})")
+        return forbidden
+
+    for name in ("item", "cpu", "numpy", "__bool__"):
+        monkeypatch.setattr(torch.Tensor, name, guard(name))
+    stats = ppo.ppo_update(net, opt, rollout, cfg, 0.2, np.random.default_rng(0))
+    monkeypatch.undo()
+    assert set(stats) == set(ppo.STAT_NAMES) and np.isfinite(list(stats.values())).all()
+    with pytest.raises(AssertionError, match="synchronisation"):   # the check itself works
+        monkeypatch.setattr(torch.Tensor, "item", guard("item"))
+        torch.zeros(1).item()
+
+
+def test_first_minibatch_step_has_ratio_one():
+    """Before any gradient step the ratio is exactly 1: no clipping, approx-KL 0."""
+    cfg = PPOConfig(num_envs=4, num_steps=32, epochs=1, seed=3)
+    net = ActorCritic(2, 2)
+    c = RolloutCollector(cfg, net, torch.device("cpu"))
+    rollout = c.collect()
+    c.close()
+    adv, ret = compute_gae(rollout.rewards, rollout.values, rollout.terminated, rollout.truncated,
+                           rollout.last_values, rollout.final_values, cfg.gamma, cfg.gae_lambda)
+    cols = torch.arange(4)
+    logp, ent, values = evaluate_actions(net, rollout, cols, SegmentLayout.from_starts(rollout.starts_host))
+    _, stats = ppo.ppo_loss(logp, ent, values, rollout.logprobs, adv, ret, 0.2, 0.5, 0.0)
+    assert abs(stats[3].item()) < 1e-6 and stats[4].item() == 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Training end to end (small, deterministic)
+# ----------------------------------------------------------------------------------------------
+def test_lstm_ppo_learns_the_tmaze_and_the_feedforward_policy_cannot():
+    common = dict(env="tmaze", env_kwargs={"length": 4}, total_steps=12_000, num_envs=8, num_steps=32,
+                  epochs=4, gamma=0.99, gae_lambda=0.95, lr=3e-3, ent_coef=0.01, norm_reward=False, seed=0)
+    lstm = train_ppo(progress=False, policy="lstm", **common)
+    mlp = train_ppo(progress=False, policy="mlp", **common)
+    s_lstm = np.mean(evaluate(lstm.net, "tmaze", lstm.obs_norm, 40, {"length": 4})["success"])
+    s_mlp = np.mean(evaluate(mlp.net, "tmaze", mlp.obs_norm, 40, {"length": 4})["success"])
+    assert s_lstm >= 0.95, s_lstm
+    assert s_mlp <= 0.75, s_mlp
+
+
+def test_continuous_actions_train_and_evaluate():
+    res = train_ppo(progress=False, env="pendulum-novel", total_steps=1024, num_envs=4, num_steps=64, epochs=2)
+    assert res.net.continuous and res.net.log_std.shape == (1,)
+    ev = evaluate(res.net, "pendulum-novel", res.obs_norm, episodes=3)
+    assert len(ev["return"]) == 3 and all(-2000 < r <= 0 for r in ev["return"])
+    assert all(length == 200 for length in ev["length"])
+
+
+def test_interrupt_keeps_what_was_learned():
+    def stop(result):
+        if len(result.history["env_steps"]) == 2:
+            raise KeyboardInterrupt
+    res = train_ppo(progress=False, total_steps=4096, num_envs=2, num_steps=16, epochs=1, callback=stop)
+    assert res.interrupted and len(res.history["env_steps"]) == 2
+
+
+def test_training_is_deterministic_for_a_seed():
+    a = train_ppo(progress=False, total_steps=1024, num_envs=4, num_steps=32, epochs=2, seed=5)
+    b = train_ppo(progress=False, total_steps=1024, num_envs=4, num_steps=32, epochs=2, seed=5)
+    assert a.history["policy_loss"] == b.history["policy_loss"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Clear errors
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, match", [({"policy": "gru"}, "policy must be 'lstm' or 'mlp'"),
+                                           ({"mistake": "oops"}, "mistake must be one of"),
+                                           ({"num_envs": 6, "num_minibatches": 4}, "must divide num_envs"),
+                                           ({"epochs": 0}, "epochs must be a positive integer")])
+def test_bad_config_fails_clearly(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PPOConfig(**kwargs)
+
+
+def test_bad_shapes_fail_clearly():
+    net = ActorCritic(2, 2, hidden_size=4)
+    with pytest.raises(ValueError, match=r"obs must have shape \(T, B, obs_dim=2\)"):
+        net(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="state must be"):
+        net(torch.zeros(1, 3, 2), net.initial_state(2))
+    with pytest.raises(ValueError, match="starts must have shape"):
+        net(torch.zeros(4, 3, 2), None, torch.zeros(4, 2))

@@ -4,7 +4,7 @@
     python3 book.py run [--smoke] [--update-chapters] [CHAPTER ...]   execute the chapters (papermill)
     python3 book.py test [--unit]                                     unit tests, then every chapter (papermill + nbval)
     python3 book.py student [CHAPTER ...]                             student versions (no solutions) in build/student
-    python3 book.py bench                                             the benchmark scripts in benchmarks/
+    python3 book.py bench [NAME ...]                                  the benchmark scripts in benchmarks/
 
 The first call creates ./.venv and installs requirements.txt into it (again whenever that file
 changes); later calls reuse it. Set BOOK_NO_VENV=1 to use the current interpreter as it is
@@ -117,7 +117,12 @@ def cmd_student(args) -> int:
 
 def cmd_bench(args) -> int:
     rc = 0
-    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+    scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
+    if args.names:
+        scripts = [s for s in scripts if any(s.stem == f"bench_{n}" or s.stem == n for n in args.names)]
+        if not scripts:
+            sys.exit(f"no benchmark named {args.names}; there are: {[s.stem[6:] for s in sorted((ROOT / 'benchmarks').glob('bench_*.py'))]}")
+    for script in scripts:
         print(f"[book] {script.relative_to(ROOT)}", flush=True)
         rc |= subprocess.run([sys.executable, str(script)], cwd=ROOT).returncode
     return rc
@@ -135,7 +140,8 @@ def main() -> int:
     test.add_argument("--unit", action="store_true", help="only the unit tests (no notebook execution)")
     student = sub.add_parser("student", help="write student versions to build/student")
     student.add_argument("chapters", nargs="*")
-    sub.add_parser("bench", help="run the benchmark scripts")
+    bench = sub.add_parser("bench", help="run the benchmark scripts")
+    bench.add_argument("names", nargs="*", help="which (e.g. ppo, numpy_lstm); default: all")
     args = parser.parse_args()
     ensure_environment()
     return {"run": cmd_run, "test": cmd_test, "student": cmd_student, "bench": cmd_bench}[args.command](args)

@@ -213,6 +213,12 @@ class TMaze(gym.Env):
     0 otherwise. The episode is ``truncated`` after ``max_episode_steps`` steps (default
     ``4 * (length + 1)``). At the end of an episode ``info["success"]`` is True or False
     (False when truncated); ``info["cue"]`` is the cue (0 up, 1 down) at every step.
+
+    ``move_penalty`` (default 0: Bakker's rewards) is subtracted on every step that does not move
+    the agent east before the junction. With a long corridor a random walk almost never reaches the
+    junction, so an agent never gets to find out that it must remember the cue; a small cost for
+    dawdling (the "passive T-maze" of Ni et al. 2023 does the same) removes that exploration
+    problem and leaves the memory problem alone. Chapter 5 uses it for its 50-cell corridor.
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -220,7 +226,8 @@ class TMaze(gym.Env):
     OBS_CUE_UP, OBS_CUE_DOWN, OBS_CORRIDOR, OBS_JUNCTION = 0, 1, 2, 3
     REWARD_CORRECT, REWARD_WRONG, REWARD_BUMP = 4.0, -0.1, -0.1
 
-    def __init__(self, length: int = 10, max_episode_steps: int | None = None, render_mode: str | None = None):
+    def __init__(self, length: int = 10, max_episode_steps: int | None = None, render_mode: str | None = None,
+                 move_penalty: float = 0.0):
         if int(length) != length or length < 1:
             raise ValueError(f"corridor length must be an integer >= 1; got {length}")
         if render_mode not in (None, "ansi"):
@@ -228,6 +235,9 @@ class TMaze(gym.Env):
         self.length = int(length)
         self.max_episode_steps = int(max_episode_steps or 4 * (self.length + 1))
         self.render_mode = render_mode
+        if move_penalty < 0:
+            raise ValueError(f"move_penalty is a cost and must be >= 0; got {move_penalty}")
+        self.move_penalty = float(move_penalty)
         self.observation_space = spaces.Discrete(4)
         self.action_space = spaces.Discrete(4)
         self.position, self.cue, self.steps = 0, 0, 0
@@ -251,20 +261,22 @@ class TMaze(gym.Env):
         action = int(action)
         self.steps += 1
         reward, terminated, info = 0.0, False, {"cue": self.cue}
+        if self.position < self.length and action != self.EAST:
+            reward -= self.move_penalty
         if self.position == self.length and action in (self.UP, self.DOWN):
             success = (action == self.UP) == (self.cue == 0)
             reward = self.REWARD_CORRECT if success else self.REWARD_WRONG
             terminated, info["success"] = True, success
         elif action == self.EAST:
             if self.position == self.length:
-                reward = self.REWARD_BUMP
+                reward += self.REWARD_BUMP
             self.position = min(self.position + 1, self.length)
         elif action == self.WEST:
             if self.position == 0:
-                reward = self.REWARD_BUMP
+                reward += self.REWARD_BUMP
             self.position = max(self.position - 1, 0)
         else:  # up or down anywhere but the junction: a wall
-            reward = self.REWARD_BUMP
+            reward += self.REWARD_BUMP
         truncated = not terminated and self.steps >= self.max_episode_steps
         if truncated:
             info["success"] = False

@@ -47,3 +47,57 @@ def seed_everything(seed: int) -> np.random.Generator:
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
     return np.random.default_rng(seed)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def map_processes(fn, jobs: list, workers: int | None = None, desc: str = "runs", progress: bool = True) -> list:
+    """``[fn(job) for job in jobs]``, spread over worker processes; results in the order of ``jobs``.
+
+    Small networks on a CPU use one core badly: two training runs side by side, one thread each,
+    finish about twice as fast as the same runs one after another. ``workers`` defaults to the
+    number of CPU cores (1 when a GPU is present: the runs then share the GPU one at a time, in
+    this process). ``fn`` must be importable (a module-level function of the library), and each
+    job picklable (e.g. a dict of settings). A progress bar counts finished runs; Ctrl-C stops
+    the pool and returns the results finished so far (``None`` for the others).
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from tqdm.auto import tqdm
+
+    import torch
+
+    if workers is None:
+        workers = 1 if torch.cuda.is_available() else (os.cpu_count() or 1)
+    workers = max(1, min(int(workers), len(jobs)))
+    results = [None] * len(jobs)
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress, ncols=90)
+    if workers == 1:
+        try:
+            for k, job in enumerate(jobs):
+                results[k] = fn(job)
+                bar.update(1)
+        except KeyboardInterrupt:
+            print(f"Interrupted: {bar.n} of {len(jobs)} {desc} finished; keeping those.")
+        bar.close()
+        return results
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads,))
+    try:
+        futures = {pool.submit(fn, job): k for k, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            bar.update(1)
+    except KeyboardInterrupt:
+        print(f"Interrupted: {bar.n} of {len(jobs)} {desc} finished; keeping those.")
+        pool.shutdown(wait=False, cancel_futures=True)
+    finally:
+        bar.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results

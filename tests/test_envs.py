@@ -146,3 +146,30 @@ def test_vector_env_is_seeded_and_batched():
     assert obs.shape == r.shape == term.shape == (3,)
     with pytest.raises(ValueError, match="at least 1"):
         make_vector_env("tmaze", 0)
+
+
+def test_tmaze_move_penalty_charges_every_step_that_does_not_go_east():
+    env = make_env("tmaze", length=3, move_penalty=0.05)
+    env.reset(seed=0)
+    assert env.step(0)[1] == 0.0                      # east: free
+    assert env.step(1)[1] == pytest.approx(-0.05)     # west in the corridor
+    assert env.step(2)[1] == pytest.approx(-0.15)     # a wall bump costs the bump and the penalty
+    assert make_env("tmaze", length=3).reset(seed=0) and make_env("tmaze", length=3).move_penalty == 0.0
+    with pytest.raises(ValueError, match="move_penalty"):
+        make_env("tmaze", move_penalty=-1)
+
+
+def test_pendulum_without_velocity_and_box_actions():
+    env = make_env("pendulum-novel")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (2,) and np.isclose(obs[0] ** 2 + obs[1] ** 2, 1.0, atol=1e-5)   # cos, sin only
+    info = spaces_of(env, continuous_actions=True)
+    assert info.continuous_actions and info.n_actions == 1 and info.action_low == (-2.0,)
+    with pytest.raises(UnsupportedSpaceError, match="continuous.*PPO"):
+        spaces_of(env)
+    venv = make_vector_env("pendulum-novel", 2, same_step_autoreset=True, continuous_actions=True,
+                           max_episode_steps=3)
+    venv.reset(seed=[0, 1])
+    for _ in range(3):
+        obs, r, term, trunc, info = venv.step(np.zeros((2, 1), np.float32))
+    assert trunc.all() and "final_obs" in info           # same-step autoreset hands over the last observation

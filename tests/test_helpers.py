@@ -101,3 +101,14 @@ def test_summary_is_found_by_the_run_command(capsys):
     data, metadata = outputs[-1]
     cell = nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("display_data", data=data, metadata=metadata)])
     assert list(find_summary(nbformat.v4.new_notebook(cells=[cell])).items()) == [("b", 2), ("a", "x")]
+
+
+def _square(x):
+    return x * x
+
+
+def test_map_processes_keeps_the_order_of_the_jobs():
+    from lstm_rl_lib.runtime import map_processes
+
+    assert map_processes(_square, [3, 1, 2], workers=2, progress=False) == [9, 1, 4]
+    assert map_processes(_square, [5], workers=4, progress=False) == [25]

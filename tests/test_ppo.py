@@ -237,7 +237,8 @@ def test_first_minibatch_step_has_ratio_one():
 # ----------------------------------------------------------------------------------------------
 def test_lstm_ppo_learns_the_tmaze_and_the_feedforward_policy_cannot():
     common = dict(env="tmaze", env_kwargs={"length": 4}, total_steps=12_000, num_envs=8, num_steps=32,
-                  epochs=4, gamma=0.99, gae_lambda=0.95, lr=3e-3, ent_coef=0.01, norm_reward=False, seed=0)
+                  epochs=4, gamma=0.99, gae_lambda=0.95, lr=3e-3, ent_coef=0.01, norm_reward=False, seed=0,
+                  shared_lstm=False)   # as in the T-maze preset
     lstm = train_ppo(progress=False, policy="lstm", **common)
     mlp = train_ppo(progress=False, policy="mlp", **common)
     s_lstm = np.mean(evaluate(lstm.net, "tmaze", lstm.obs_norm, 40, {"length": 4})["success"])
@@ -288,3 +289,20 @@ def test_bad_shapes_fail_clearly():
         net(torch.zeros(1, 3, 2), net.initial_state(2))
     with pytest.raises(ValueError, match="starts must have shape"):
         net(torch.zeros(4, 3, 2), None, torch.zeros(4, 2))
+
+
+def test_presets_merge_overrides_and_fail_clearly():
+    cfg = ppo.preset("tmaze", total_steps=10)
+    assert cfg.env_kwargs == {"length": 50, "move_penalty": 0.1} and cfg.total_steps == 10
+    assert ppo.preset("tmaze", env_kwargs={"length": 5}).env_kwargs == {"length": 5, "move_penalty": 0.1}
+    assert ppo.preset("cartpole-novel") == PPOConfig()
+    with pytest.raises(ValueError, match="no preset for 'acrobot'"):
+        ppo.preset("acrobot")
+
+
+def test_run_experiment_returns_a_rebuildable_agent():
+    out = ppo.run_experiment({"config": {"total_steps": 256, "num_envs": 2, "num_steps": 64, "epochs": 1},
+                              "eval_episodes": 2})
+    assert out["history"]["env_steps"] == [128, 256] and len(out["eval"]["return"]) == 2
+    net = ActorCritic(2, 2, shared_lstm=out["config"]["shared_lstm"])
+    net.load_state_dict(out["state_dict"])

@@ -1,0 +1,209 @@
+"""Benchmark: the book's LSTM-PPO against Stable-Baselines3-contrib's RecurrentPPO on velocity-free CartPole.
+
+    python3 book.py bench ppo                       # everything (about 20 minutes on 2 CPU cores)
+    .venv/bin/python benchmarks/bench_ppo.py --budgets 50000 --seeds 0 --no-sb3   # ours only, quick
+
+Each training run is its own process, one after another on the same machine: ours in the book's
+``.venv``, the reference in ``.venv-sb3`` (created on first use from ``benchmarks/requirements-sb3.txt``;
+sb3-contrib is never a dependency of the book). Wall time is the training call only (no imports, no
+evaluation). Evaluation: 20 deterministic episodes with the observation statistics frozen.
+
+The reference settings are rl-baselines3-zoo's tuned ``CartPoleNoVel-v1`` hyperparameters for
+RecurrentPPO: 8 envs, n_steps 32, batch 256, 20 epochs, gamma 0.98, lambda 0.8, linear lr 1e-3 and
+clip 0.2 (schedules ending at the budget), LSTM 64, separate critic LSTM, pi/vf [64] ReLU, no
+orthogonal init, VecNormalize (observations and rewards). The memory-less reference is SB3's PPO
+with the same settings.
+
+Prints a markdown table and writes ``build/bench/ppo.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SB3_VENV = ROOT / ".venv-sb3"
+TARGET = 475.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Workers: one training run each, printing one JSON line
+# ----------------------------------------------------------------------------------------------
+def worker_ours(policy: str, seed: int, budget: int, episodes: int) -> dict:
+    import numpy as np
+    from lstm_rl_lib.ppo import PPOConfig, evaluate, train_ppo
+
+    config = PPOConfig(policy=policy, total_steps=budget, seed=seed, device="cpu")
+    start = time.perf_counter()
+    result = train_ppo(config, progress=False)
+    seconds = time.perf_counter() - start
+    ev = evaluate(result.net, config.env, result.obs_norm, episodes, seed=100_000 + seed)
+    return {"agent": f"ours {policy}-PPO", "seed": seed, "budget": budget, "env_steps": result.history["env_steps"][-1],
+            "seconds": seconds, "return": float(np.mean(ev["return"])), "return_std": float(np.std(ev["return"]))}
+
+
+def worker_sb3(recurrent: bool, seed: int, budget: int, episodes: int) -> dict:
+    import numpy as np
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize
+    from torch import nn
+
+    import lstm_rl_lib.envs  # noqa: F401  (registers lstm_rl/CartPoleNoVel-v1: the same task as ours)
+
+    env_id = "lstm_rl/CartPoleNoVel-v1"
+    venv = VecNormalize(make_vec_env(env_id, n_envs=8, seed=seed), norm_obs=True, norm_reward=True, gamma=0.98)
+
+    def linear(value):
+        return lambda progress_remaining: progress_remaining * value
+
+    common = dict(n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8, ent_coef=0.0,
+                  learning_rate=linear(1e-3), clip_range=linear(0.2), seed=seed, device="cpu", verbose=0)
+    kwargs = dict(ortho_init=False, activation_fn=nn.ReLU, net_arch=dict(pi=[64], vf=[64]))
+    if recurrent:
+        model = RecurrentPPO("MlpLstmPolicy", venv, policy_kwargs=dict(**kwargs, lstm_hidden_size=64,
+                                                                        enable_critic_lstm=True), **common)
+    else:
+        model = PPO("MlpPolicy", venv, policy_kwargs=kwargs, **common)
+    start = time.perf_counter()
+    model.learn(total_timesteps=budget)
+    seconds = time.perf_counter() - start
+    eval_env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=100_000 + seed), training=False, norm_reward=False)
+    eval_env.obs_rms = venv.obs_rms
+    returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=episodes, deterministic=True,
+                                 return_episode_rewards=True)
+    return {"agent": "SB3-contrib RecurrentPPO" if recurrent else "SB3 PPO (memory-less)", "seed": seed,
+            "budget": budget, "env_steps": int(model.num_timesteps), "seconds": seconds,
+            "return": float(np.mean(returns)), "return_std": float(np.std(returns))}
+
+
+# ----------------------------------------------------------------------------------------------
+# Driver
+# ----------------------------------------------------------------------------------------------
+def sb3_python() -> Path:
+    python = SB3_VENV / "bin" / "python"
+    if not python.exists():
+        print("[bench] creating .venv-sb3 with sb3-contrib (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(SB3_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r",
+                        str(ROOT / "benchmarks" / "requirements-sb3.txt"), "-e", str(ROOT)], check=True)
+    return python
+
+
+def run_worker(python, kind: str, seed: int, budget: int, episodes: int) -> dict:
+    cmd = [str(python), __file__, "--worker", kind, "--seed", str(seed), "--budget", str(budget),
+           "--episodes", str(episodes)]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{kind} seed {seed} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def update_speed_table() -> list[dict]:
+    """Time of one PPO update (10 epochs over one 8 x 32 rollout): fused padded LSTM vs a loop over steps."""
+    import numpy as np
+    import torch
+
+    from lstm_rl_lib.ppo import PPOConfig, RolloutCollector, make_actor_critic, ppo_update
+    from lstm_rl_lib.envs import make_env, spaces_of
+
+    rows = []
+    for fused in (True, False):
+        cfg = PPOConfig(fused=fused, seed=0, device="cpu")
+        torch.manual_seed(0)
+        net = make_actor_critic(cfg, spaces_of(make_env(cfg.env), continuous_actions=True))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        collector = RolloutCollector(cfg, net, torch.device("cpu"))
+        rollouts = [collector.collect() for _ in range(6)]
+        collector.close()
+        times = []
+        for rollout in rollouts:
+            start = time.perf_counter()
+            ppo_update(net, opt, rollout, cfg, 0.2, np.random.default_rng(0))
+            times.append(time.perf_counter() - start)
+        rows.append({"update": "fused padded nn.LSTM" if fused else "Python loop over steps",
+                     "ms_per_update": 1000 * float(np.median(times[1:]))})
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[50_000, 100_000])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--no-sb3", action="store_true", help="only the book's agents")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--budget", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        fn = {"ours-lstm": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes),
+              "ours-mlp": lambda: worker_ours("mlp", args.seed, args.budget, args.episodes),
+              "sb3-lstm": lambda: worker_sb3(True, args.seed, args.budget, args.episodes),
+              "sb3-mlp": lambda: worker_sb3(False, args.seed, args.budget, args.episodes)}[args.worker]
+        print(json.dumps(fn()))
+        return 0
+
+    import torch
+    print(f"[bench] machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} intra-op threads, device cpu", flush=True)
+    ours_python = Path(sys.executable)
+    ref_python = None if args.no_sb3 else sb3_python()
+    rows = []
+    for budget in args.budgets:
+        for seed in args.seeds:
+            jobs = [(ours_python, "ours-lstm")] + ([(ref_python, "sb3-lstm")] if ref_python else [])
+            if budget == min(args.budgets):
+                jobs += [(ours_python, "ours-mlp")] + ([(ref_python, "sb3-mlp")] if ref_python else [])
+            for python, kind in jobs:
+                row = run_worker(python, kind, seed, budget, args.episodes)
+                rows.append(row)
+                print(f"[bench] {row['agent']:<26} budget {budget:>7,} seed {seed}: {row['return']:6.1f} "
+                      f"in {row['seconds']:6.1f} s", flush=True)
+
+    print("\n| agent | budget | seed | env steps | wall time (s) | eval return (20 ep.) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['agent']} | {r['budget']:,} | {r['seed']} | {r['env_steps']:,} | {r['seconds']:.1f} "
+              f"| {r['return']:.1f} ± {r['return_std']:.1f} |")
+    print("\n| budget | ours: seeds >= 475 | ours: mean time (s) | RecurrentPPO: seeds >= 475 "
+          "| RecurrentPPO: mean time (s) | time ratio ours / RecurrentPPO |")
+    print("|---|---|---|---|---|---|")
+    summary = []
+    for budget in args.budgets:
+        ours = [r for r in rows if r["agent"] == "ours lstm-PPO" and r["budget"] == budget]
+        ref = [r for r in rows if r["agent"] == "SB3-contrib RecurrentPPO" and r["budget"] == budget]
+        t_ours = sum(r["seconds"] for r in ours) / len(ours)
+        solved = sum(r["return"] >= TARGET for r in ours)
+        line = {"budget": budget, "ours_solved": solved, "seeds": len(ours), "ours_seconds": t_ours}
+        if ref:
+            t_ref = sum(r["seconds"] for r in ref) / len(ref)
+            line.update(ref_solved=sum(r["return"] >= TARGET for r in ref), ref_seconds=t_ref, ratio=t_ours / t_ref)
+            print(f"| {budget:,} | {solved}/{len(ours)} | {t_ours:.1f} | {line['ref_solved']}/{len(ref)} | "
+                  f"{t_ref:.1f} | {line['ratio']:.2f} |")
+        else:
+            print(f"| {budget:,} | {solved}/{len(ours)} | {t_ours:.1f} | - | - | - |")
+        summary.append(line)
+
+    speed = update_speed_table()
+    print("\n| PPO update (10 epochs, 8 x 32 rollout, LSTM 64, CPU) | ms per update |")
+    print("|---|---|")
+    for r in speed:
+        print(f"| {r['update']} | {r['ms_per_update']:.1f} |")
+    out = ROOT / "build" / "bench" / "ppo.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"runs": rows, "summary": summary, "update_speed": speed}, indent=1))
+    print(f"\n[bench] wrote {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

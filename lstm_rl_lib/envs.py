@@ -353,6 +353,43 @@ def make_vector_env(name: str, num_envs: int, seed: int | None = None, asynchron
     return venv
 
 
+def ended_success(info: dict, done: np.ndarray) -> np.ndarray:
+    """``info["success"]`` of the episodes that ended at this step of a same-step-autoreset vector env.
+
+    With same-step autoreset the ended episode's info moves to ``info["final_info"]``; returns a
+    float array over the environments, NaN where no episode ended or the task reports no success."""
+    out = np.full(len(done), np.nan)
+    final_info = info.get("final_info", {})
+    if "success" in final_info:
+        has = np.asarray(final_info.get("_success", done), bool) & done
+        out[has] = np.asarray(final_info["success"], float)[has]
+    return out
+
+
+def play_episodes(venv: gym.vector.VectorEnv, act, seed: int = 100_000) -> dict:
+    """One episode in each copy of ``venv``, all at once: the evaluation loop of every agent.
+
+    ``act(raw_observations) -> actions`` is called once per step with the batch of raw
+    observations (it keeps its own recurrent state; a copy whose episode ended keeps stepping
+    but no longer counts). Copy k is reset with seed ``seed + k``. Returns ``{"return", "length",
+    "success"}`` lists (success NaN where the task does not report it)."""
+    n = venv.num_envs
+    raw, _ = venv.reset(seed=[seed + k for k in range(n)])
+    live = np.ones(n, bool)
+    ret, length, success = np.zeros(n), np.zeros(n, np.int64), np.full(n, np.nan)
+    while live.any():
+        raw, r, term, trunc, info = venv.step(act(raw))
+        ret += r * live
+        length += live
+        ended = live & (term | trunc)
+        if "success" in info:
+            has = np.asarray(info.get("_success", ended), bool) & ended
+            success[has] = np.asarray(info["success"], float)[has]
+        live &= ~ended
+    venv.close()
+    return {"return": ret.tolist(), "length": length.tolist(), "success": success.tolist()}
+
+
 def _register() -> None:
     ids = {"lstm_rl/CartPoleNoVel-v1": "lstm_rl_lib.envs:_cartpole_novel",
            "lstm_rl/CartPoleFlicker-v1": "lstm_rl_lib.envs:_cartpole_flicker",

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .envs import SpacesInfo, encode_observation, make_env, make_vector_env, spaces_of
+from .envs import SpacesInfo, encode_observation, ended_success, make_env, make_vector_env, play_episodes, spaces_of
 from .progress import TrainingProgress
 from .runtime import get_device, seed_everything
 
@@ -536,11 +536,9 @@ class RolloutCollector:
                 s = None if state is None else (state[0][:, idx], state[1][:, idx])
                 _, v_final, _ = net(self._tensor(final)[None], s)
                 final_values[t, torch.as_tensor(idx, device=self.device)] = v_final[0]
-            final_info = info.get("final_info", {})      # same-step autoreset: the ended episode's info
+            success = ended_success(info, done)
             for i in np.nonzero(done)[0]:
-                has = "success" in final_info and final_info.get("_success", done)[i]
-                success = float(final_info["success"][i]) if has else float("nan")
-                self.finished.append((float(self.ep_return[i]), int(self.ep_length[i]), success))
+                self.finished.append((float(self.ep_return[i]), int(self.ep_length[i]), float(success[i])))
                 self.ep_return[i], self.ep_length[i] = 0.0, 0
             self.obs = self._encode(raw, update=True)
             self.next_starts = done.astype(np.float32)
@@ -733,28 +731,19 @@ def evaluate(net: ActorCritic, env: str, obs_norm: ObsNormalizer | None = None, 
     device = next(net.parameters()).device
     venv = make_vector_env(env, episodes, continuous_actions=True, **(env_kwargs or {}))
     spaces = spaces_of(venv, continuous_actions=True)
-    raw, _ = venv.reset(seed=[seed + k for k in range(episodes)])
     state = net.initial_state(episodes)
-    live = np.ones(episodes, bool)
-    ret, length, success = np.zeros(episodes), np.zeros(episodes, np.int64), np.full(episodes, np.nan)
-    while live.any():
+
+    def act(raw):
+        nonlocal state
         x = encode_observation(raw, spaces)
         x = obs_norm(x) if obs_norm is not None else x
         out, _, state = net(torch.as_tensor(x, device=device)[None], state)
-        action, _ = net.act(out[0], deterministic)
-        a = action.cpu().numpy()
+        a = net.act(out[0], deterministic)[0].cpu().numpy()
         if spaces.continuous_actions:
             a = np.clip(a, np.array(spaces.action_low, np.float32), np.array(spaces.action_high, np.float32))
-        raw, r, term, trunc, info = venv.step(a)
-        ret += r * live
-        length += live
-        ended = live & (term | trunc)
-        if "success" in info:
-            has = info.get("_success", ended)
-            success[ended & has] = info["success"][ended & has]
-        live &= ~ended
-    venv.close()
-    return {"return": ret.tolist(), "length": length.tolist(), "success": success.tolist()}
+        return a
+
+    return play_episodes(venv, act, seed)
 
 
 def run_experiment(job: dict) -> dict:

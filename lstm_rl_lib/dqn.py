@@ -1,0 +1,472 @@
+"""Recurrent DQN (DRQN) with sequence replay, stored states and burn-in.
+
+Chapter 4 teaches this module. DQN (Mnih et al. 2015) learns Q(s, a) from a replay buffer of single
+transitions. With an LSTM, Q depends on the history through h_t, and a single transition has no
+history: Hausknecht & Stone (2015, DRQN) replay *sequences* instead; Kapturowski et al. (2019, R2D2)
+start each replayed sequence from the hidden state the actor had there ("stored state") and run
+the first ``burn_in`` steps only to warm that state up, without loss.
+
+What is here, top to bottom: the config; the Q-network (LSTM, or a memory-less MLP on the current
+observation or on a stack of the last ``k``); the episode replay buffer whose sampled sequences
+never cross an episode boundary; the double-DQN sequence loss with a Huber penalty; the training
+loop with an epsilon schedule and a target network (hard copies or Polyak averaging).
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .envs import encode_observation, ended_success, make_vector_env, play_episodes, spaces_of
+from .progress import TrainingProgress
+from .runtime import get_device, seed_everything
+
+State = tuple[torch.Tensor, torch.Tensor]
+AGENTS = ("lstm", "mlp", "stack")
+INIT_STATES = ("zero", "stored")
+
+
+# ----------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class DQNConfig:
+    """Settings of :func:`train_dqn`.
+
+    Attributes:
+        env, env_kwargs: a task for :func:`lstm_rl_lib.envs.make_env` and its keyword arguments.
+        agent: ``"lstm"`` (DRQN), ``"mlp"`` (DQN on the current observation) or ``"stack"`` (DQN on
+            the last ``stack`` observations concatenated, zeros before the episode start).
+        total_steps: environment steps in all (summed over the ``num_envs`` acting environments).
+        buffer_steps: replay capacity in steps; whole episodes leave the buffer oldest first.
+        seq_len: L, the steps of a replayed sequence that carry a loss.
+        burn_in: B, steps before them that only warm up the state (no loss, no gradient).
+        init_state: where a replayed sequence's state comes from: ``"zero"`` (DRQN's "random
+            updates") or ``"stored"`` (the state the actor had there, R2D2).
+        batch_size: sequences per gradient step.
+        learning_starts: environment steps before the first gradient step.
+        train_every: environment steps per gradient step.
+        gamma, lr: discount and Adam's learning rate.
+        double: double-DQN targets (the online net picks the next action, the target net scores it).
+        huber: Huber loss (else squared error).
+        target_update: gradient steps between hard copies of the online net into the target net;
+            ignored when ``tau > 0`` (then Polyak averaging ``target += tau * (online - target)`` every step).
+        max_grad_norm: global gradient-norm clip.
+        eps_start, eps_end, eps_fraction: epsilon decays linearly from ``eps_start`` to ``eps_end``
+            over the first ``eps_fraction`` of ``total_steps``.
+        hidden_size: LSTM size (width of the MLP's layers).
+        forget_bias: initial forget-gate bias of the LSTM.
+        seed, device: as everywhere in the library.
+    """
+    env: str = "cartpole-novel"
+    env_kwargs: dict = field(default_factory=dict)
+    agent: str = "lstm"
+    stack: int = 4
+    total_steps: int = 50_000
+    num_envs: int = 4
+    buffer_steps: int = 50_000
+    seq_len: int = 20
+    burn_in: int = 10
+    init_state: str = "stored"
+    batch_size: int = 32
+    learning_starts: int = 1_000
+    train_every: int = 4
+    gamma: float = 0.99
+    lr: float = 1e-3
+    double: bool = True
+    huber: bool = True
+    target_update: int = 250
+    tau: float = 0.0
+    max_grad_norm: float = 10.0
+    eps_start: float = 1.0
+    eps_end: float = 0.02
+    eps_fraction: float = 0.3
+    hidden_size: int = 64
+    forget_bias: float = 1.0
+    seed: int = 0
+    device: str | None = None
+
+    def __post_init__(self):
+        if self.agent not in AGENTS:
+            raise ValueError(f"agent must be one of {AGENTS}; got {self.agent!r}")
+        if self.init_state not in INIT_STATES:
+            raise ValueError(f"init_state must be one of {INIT_STATES}; got {self.init_state!r}")
+        for name in ("total_steps", "num_envs", "buffer_steps", "seq_len", "batch_size", "train_every",
+                     "target_update", "hidden_size", "stack"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
+        if self.burn_in < 0:
+            raise ValueError(f"burn_in must be >= 0; got {self.burn_in}")
+        if not 0 <= self.tau <= 1:
+            raise ValueError(f"tau must be in [0, 1]; got {self.tau}")
+        if not (0 <= self.eps_end <= self.eps_start <= 1 and 0 < self.eps_fraction <= 1):
+            raise ValueError("need 0 <= eps_end <= eps_start <= 1 and 0 < eps_fraction <= 1")
+
+    def epsilon(self, step: int) -> float:
+        """The exploration rate after ``step`` environment steps (linear decay, then flat)."""
+        frac = min(1.0, step / (self.eps_fraction * self.total_steps))
+        return self.eps_start + frac * (self.eps_end - self.eps_start)
+
+
+# ----------------------------------------------------------------------------------------------
+# Q-networks
+# ----------------------------------------------------------------------------------------------
+class QNetwork(nn.Module):
+    """Encoder -> LSTM -> Q-values per action (``recurrent=True``), or encoder -> MLP -> Q-values.
+
+    ``q, state = net(obs, state, starts)`` with ``obs`` ``(T, B, obs_dim)`` and ``q`` ``(T, B, n_actions)``;
+    the hidden-state API of :mod:`lstm_rl_lib.nets` (``state`` ``(h, c)`` each ``(1, B, H)``, ``None`` =
+    zeros; ``starts[t, b] = 1`` zeroes the state before step t). The MLP ignores state and starts.
+    """
+
+    def __init__(self, obs_dim: int, n_actions: int, recurrent: bool = True, hidden_size: int = 64,
+                 forget_bias: float = 1.0):
+        super().__init__()
+        self.obs_dim, self.n_actions, self.recurrent, self.hidden_size = obs_dim, n_actions, recurrent, hidden_size
+        self.encoder = nn.Sequential(nn.Linear(obs_dim, hidden_size), nn.ReLU())
+        if recurrent:
+            self.core = nn.LSTM(hidden_size, hidden_size)
+            with torch.no_grad():   # gate order (i, f, g, o)
+                self.core.bias_ih_l0[hidden_size:2 * hidden_size].fill_(forget_bias)
+                self.core.bias_hh_l0[hidden_size:2 * hidden_size].zero_()
+        else:
+            self.core = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.ReLU())
+        self.head = nn.Linear(hidden_size, n_actions)
+
+    def initial_state(self, batch_size: int) -> State | None:
+        if not self.recurrent:
+            return None
+        p = next(self.parameters())
+        z = torch.zeros(1, batch_size, self.hidden_size, device=p.device, dtype=p.dtype)
+        return z, z.clone()
+
+    def forward(self, obs: torch.Tensor, state: State | None = None, starts: torch.Tensor | None = None):
+        if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"obs must have shape (T, B, obs_dim={self.obs_dim}); got {tuple(obs.shape)}")
+        x = self.encoder(obs)
+        if not self.recurrent:
+            return self.head(self.core(x)), None
+        from .ppo import run_lstm   # one implementation of "reset the state where an episode starts"
+        state = self.initial_state(obs.shape[1]) if state is None else state
+        if starts is not None and starts.shape[0] > 1 and bool(starts[1:].any()):
+            out, state = run_lstm(self.core, x, state, starts, fused=False)   # the burn-in needs the final state
+        else:
+            out, state = run_lstm(self.core, x, state, starts)
+        return self.head(out), state
+
+
+class ObservationStacker:
+    """The last ``k`` encoded observations of each environment, concatenated (oldest first).
+
+    Zeros stand in for the steps before an episode's start; :meth:`reset` clears an environment."""
+
+    def __init__(self, num_envs: int, obs_dim: int, k: int):
+        self.k, self.obs_dim = k, obs_dim
+        self.frames = np.zeros((num_envs, k, obs_dim), np.float32)
+
+    def reset(self, env_ids) -> None:
+        self.frames[env_ids] = 0.0
+
+    def push(self, obs: np.ndarray) -> np.ndarray:
+        self.frames = np.roll(self.frames, -1, axis=1)
+        self.frames[:, -1] = obs
+        return self.frames.reshape(len(obs), -1).copy()
+
+    def peek_with(self, env_id: int, obs: np.ndarray) -> np.ndarray:
+        """What :meth:`push` would give for one environment, without changing the stack (final observations)."""
+        frames = np.concatenate([self.frames[env_id, 1:], obs[None]], axis=0)
+        return frames.reshape(-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Replay of whole episodes, sampled as sequences
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class SequenceBatch:
+    """A batch of replayed sequences, time-major, window length ``W = burn_in + seq_len``.
+
+    ``obs``: ``(W + 1, N, D)``, the extra row holds the observation after the last step (for the
+    target); ``actions``, ``rewards``, ``terminated``: ``(W, N)``; ``loss_mask``: ``(W, N)``, 1 on the
+    steps that carry a loss (real steps after the burn-in); ``starts``: ``(W + 1, N)``, 1 at an
+    episode's first step when the window was padded on the left; ``state``: the state carried
+    into row 0 (stored or zeros); ``episode``/``first``: where each sequence came from.
+    """
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    loss_mask: torch.Tensor
+    starts: torch.Tensor
+    state: State | None
+    episode: np.ndarray
+    first: np.ndarray
+
+
+class EpisodeReplay:
+    """A FIFO of whole episodes (up to ``capacity`` steps) that samples fixed-length sequences.
+
+    Each stored episode has ``n`` steps: observations ``(n + 1, D)`` (the last one is the final
+    observation), actions, rewards, ``terminated`` (True if the episode ended by termination, False
+    if truncated) and, for recurrent agents, the actor's state *before* each step ``(n, 2, H)``.
+
+    :meth:`sample` picks a step ``u`` uniformly over all stored steps; the sequence's loss steps are
+    ``u .. u + L - 1`` cut at the episode's end (padding masked), and its burn-in the ``B`` steps
+    before ``u``, cut at the episode's start (then padded on the left, with a start flag at the
+    episode's first step). A sequence therefore never crosses an episode boundary.
+    """
+
+    def __init__(self, capacity: int, rng: np.random.Generator):
+        self.capacity, self.rng = capacity, rng
+        self.episodes: deque[dict] = deque()
+        self.steps = 0
+
+    def add(self, episode: dict) -> None:
+        n = len(episode["actions"])
+        if n == 0:
+            return
+        if episode["obs"].shape[0] != n + 1:
+            raise ValueError(f"an episode of {n} steps needs {n + 1} observations; got {episode['obs'].shape[0]}")
+        self.episodes.append(episode)
+        self.steps += n
+        while self.steps > self.capacity and len(self.episodes) > 1:
+            self.steps -= len(self.episodes.popleft()["actions"])
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def sample(self, batch_size: int, seq_len: int, burn_in: int, init_state: str, device) -> SequenceBatch:
+        if self.steps == 0:
+            raise ValueError("the replay buffer is empty")
+        lengths = np.array([len(e["actions"]) for e in self.episodes])
+        flat = self.rng.integers(self.steps, size=batch_size)
+        ep_idx = np.searchsorted(np.cumsum(lengths), flat, side="right")
+        u = flat - (np.cumsum(lengths) - lengths)[ep_idx]
+        W = burn_in + seq_len
+        D = self.episodes[0]["obs"].shape[1]
+        obs = np.zeros((W + 1, batch_size, D), np.float32)
+        actions = np.zeros((W, batch_size), np.int64)
+        rewards = np.zeros((W, batch_size), np.float32)
+        terminated = np.zeros((W, batch_size), np.float32)
+        loss_mask = np.zeros((W, batch_size), np.float32)
+        starts = np.zeros((W + 1, batch_size), np.float32)
+        recurrent = "states" in self.episodes[0]
+        if recurrent:
+            H = self.episodes[0]["states"].shape[-1]
+            h0 = np.zeros((batch_size, H), np.float32)
+            c0 = np.zeros((batch_size, H), np.float32)
+        first = np.zeros(batch_size, np.int64)
+        for b, (e, start) in enumerate(zip(ep_idx, u)):
+            ep = self.episodes[e]
+            n = len(ep["actions"])
+            w0 = max(0, start - burn_in)                 # first step of the window in the episode
+            offset = burn_in - (start - w0)              # left padding (> 0 only at the episode's start)
+            end = min(start + seq_len, n)                # one past the last loss step
+            rows = slice(offset, offset + end - w0)
+            obs[offset:offset + end - w0 + 1, b] = ep["obs"][w0:end + 1]
+            actions[rows, b] = ep["actions"][w0:end]
+            rewards[rows, b] = ep["rewards"][w0:end]
+            if ep["terminated"] and end == n:
+                terminated[offset + end - w0 - 1, b] = 1.0
+            loss_mask[burn_in:burn_in + end - start, b] = 1.0
+            if offset > 0:
+                starts[offset, b] = 1.0                  # padding came first: zero the state at the real start
+            first[b] = w0
+            if recurrent and init_state == "stored" and offset == 0:
+                h0[b], c0[b] = ep["states"][w0]
+        t = lambda a: torch.as_tensor(a).to(device)
+        state = (t(h0)[None], t(c0)[None]) if recurrent else None
+        return SequenceBatch(t(obs), t(actions), t(rewards), t(terminated), t(loss_mask), t(starts), state,
+                             ep_idx, first)
+
+
+# ----------------------------------------------------------------------------------------------
+# The loss
+# ----------------------------------------------------------------------------------------------
+def _run(net: QNetwork, batch: SequenceBatch, burn_in: int, grad: bool) -> torch.Tensor:
+    """Q-values ``(W + 1, N, A)`` along the batch's sequences; the burn-in rows never carry a gradient."""
+    if not net.recurrent:
+        with torch.set_grad_enabled(grad):
+            return net(batch.obs)[0]
+    state = batch.state
+    q_parts = []
+    if burn_in > 0:
+        with torch.no_grad():
+            q_burn, state = net(batch.obs[:burn_in], state, batch.starts[:burn_in])
+        q_parts.append(q_burn)
+        state = (state[0].detach(), state[1].detach())
+    with torch.set_grad_enabled(grad):
+        q_rest, _ = net(batch.obs[burn_in:], state, batch.starts[burn_in:])
+    return torch.cat(q_parts + [q_rest]) if q_parts else q_rest
+
+
+def sequence_loss(online: QNetwork, target: QNetwork, batch: SequenceBatch, burn_in: int, gamma: float,
+                  double: bool = True, huber: bool = True) -> tuple[torch.Tensor, dict]:
+    """The (double) DQN loss over the loss steps of a batch of sequences.
+
+    Both networks run along the same sequence from the same initial state (stored or zero) and the
+    same burn-in; the target for step t uses the next observation's Q-values at t + 1, so a
+    truncated episode's last step bootstraps from its final observation and a terminated one does
+    not (``terminated[t] = 1``)::
+
+        y_t = r_t + gamma * (1 - terminated_t) * Q_target(h_{t+1}, argmax_a Q_online(h_{t+1}, a))
+    """
+    q = _run(online, batch, burn_in, grad=True)                     # (W + 1, N, A)
+    q_taken = q[:-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():
+        q_target = _run(target, batch, burn_in, grad=False)[1:]
+        next_action = (q[1:] if double else q_target).argmax(-1, keepdim=True)
+        q_next = q_target.gather(-1, next_action).squeeze(-1)
+        y = batch.rewards + gamma * (1.0 - batch.terminated) * q_next
+    err = q_taken - y
+    per_step = nn.functional.smooth_l1_loss(q_taken, y, reduction="none") if huber else 0.5 * err ** 2
+    mask = batch.loss_mask
+    loss = (per_step * mask).sum() / mask.sum().clamp(min=1.0)
+    return loss, {"q": (q_taken.detach() * mask).sum() / mask.sum().clamp(min=1.0)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class DQNResult:
+    """What :func:`train_dqn` returns. ``history`` has one entry per finished episode:
+    ``env_steps`` (when it finished), ``return``, ``length``, ``success`` (NaN if not reported),
+    ``epsilon``; ``losses`` holds ``(env_steps, loss)`` every 100 gradient steps."""
+    config: DQNConfig
+    net: QNetwork
+    history: dict
+    losses: list
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+def make_q_network(config: DQNConfig, obs_dim: int, n_actions: int) -> QNetwork:
+    in_dim = obs_dim * config.stack if config.agent == "stack" else obs_dim
+    return QNetwork(in_dim, n_actions, config.agent == "lstm", config.hidden_size, config.forget_bias)
+
+
+def train_dqn(config: DQNConfig | None = None, progress: bool = True, **overrides) -> DQNResult:
+    """Train a DRQN (or a memory-less DQN) with sequence replay; Ctrl-C keeps what was learned."""
+    config = DQNConfig(**{**(asdict(config) if config else {}), **overrides})
+    rng = seed_everything(config.seed)
+    device = get_device(config.device)
+    venv = make_vector_env(config.env, config.num_envs, same_step_autoreset=True, **config.env_kwargs)
+    spaces = spaces_of(venv)
+    online = make_q_network(config, spaces.obs_dim, spaces.n_actions).to(device)
+    target = make_q_network(config, spaces.obs_dim, spaces.n_actions).to(device)
+    target.load_state_dict(online.state_dict())
+    target.requires_grad_(False)
+    optimizer = torch.optim.Adam(online.parameters(), lr=config.lr)
+    replay = EpisodeReplay(config.buffer_steps, rng)
+    stacker = ObservationStacker(config.num_envs, spaces.obs_dim, config.stack) if config.agent == "stack" else None
+
+    def encode(raw, fresh=None):
+        x = encode_observation(raw, spaces)
+        if stacker is not None:
+            if fresh is not None:
+                stacker.reset(fresh)
+            x = stacker.push(x)
+        return x
+
+    raw, _ = venv.reset(seed=[config.seed * 1000 + k for k in range(config.num_envs)])
+    obs = encode(raw, np.arange(config.num_envs))
+    state = online.initial_state(config.num_envs)
+    current = [{"obs": [], "actions": [], "rewards": [], "states": []} for _ in range(config.num_envs)]
+    ep_return, ep_len = np.zeros(config.num_envs), np.zeros(config.num_envs, np.int64)
+    history = {k: [] for k in ("env_steps", "return", "length", "success", "epsilon")}
+    losses, env_steps, grad_steps, since_train = [], 0, 0, 0
+    start = time.perf_counter()
+    vector_steps = -(-config.total_steps // config.num_envs)
+    desc = f"DQN {config.agent} {config.env} seed={config.seed}"
+    with TrainingProgress(vector_steps, desc=desc, disable=not progress) as bar:
+        for _ in bar:
+            eps = config.epsilon(env_steps)
+            with torch.no_grad():
+                x = torch.as_tensor(obs, device=device)[None]
+                q, new_state = online(x, state)
+            greedy = q[0].argmax(-1).cpu().numpy()
+            explore = rng.random(config.num_envs) < eps
+            actions = np.where(explore, rng.integers(spaces.n_actions, size=config.num_envs), greedy)
+            raw, rewards, term, trunc, info = venv.step(actions)
+            done = term | trunc
+            for i in range(config.num_envs):
+                ep = current[i]
+                ep["obs"].append(obs[i])
+                ep["actions"].append(actions[i])
+                ep["rewards"].append(rewards[i])
+                if state is not None:
+                    ep["states"].append(np.stack([state[0][0, i].cpu().numpy(), state[1][0, i].cpu().numpy()]))
+            ep_return += rewards
+            ep_len += 1
+            env_steps += config.num_envs
+            since_train += config.num_envs
+            next_obs = encode(raw, None) if stacker is None else None
+            success = ended_success(info, done)
+            for i in np.nonzero(done)[0]:
+                final = encode_observation(info["final_obs"][i], spaces)
+                if stacker is not None:
+                    final = stacker.peek_with(i, final)
+                ep = current[i]
+                episode = {"obs": np.stack(ep["obs"] + [final]).astype(np.float32),
+                           "actions": np.array(ep["actions"], np.int64),
+                           "rewards": np.array(ep["rewards"], np.float32), "terminated": bool(term[i])}
+                if state is not None:
+                    episode["states"] = np.stack(ep["states"]).astype(np.float32)
+                replay.add(episode)
+                history["env_steps"].append(env_steps)
+                history["return"].append(float(ep_return[i]))
+                history["length"].append(int(ep_len[i]))
+                history["success"].append(float(success[i]))
+                history["epsilon"].append(eps)
+                current[i] = {"obs": [], "actions": [], "rewards": [], "states": []}
+                ep_return[i], ep_len[i] = 0.0, 0
+            obs = next_obs if stacker is None else encode(raw, np.nonzero(done)[0])
+            if new_state is not None:   # carry the state; zero it where a new episode begins
+                keep = torch.as_tensor(1.0 - done.astype(np.float32), device=device).view(1, -1, 1)
+                state = (new_state[0] * keep, new_state[1] * keep)
+            while env_steps >= config.learning_starts and since_train >= config.train_every and len(replay):
+                since_train -= config.train_every
+                batch = replay.sample(config.batch_size, config.seq_len, config.burn_in if online.recurrent else 0,
+                                      config.init_state, device)
+                loss, _ = sequence_loss(online, target, batch, config.burn_in if online.recurrent else 0,
+                                        config.gamma, config.double, config.huber)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(online.parameters(), config.max_grad_norm)
+                optimizer.step()
+                grad_steps += 1
+                if config.tau > 0:
+                    with torch.no_grad():
+                        for p_t, p in zip(target.parameters(), online.parameters()):
+                            p_t.lerp_(p, config.tau)
+                elif grad_steps % config.target_update == 0:
+                    target.load_state_dict(online.state_dict())
+                if grad_steps % 100 == 0:
+                    losses.append((env_steps, loss.item()))
+            if history["return"]:
+                bar.set_postfix(ret=f"{np.mean(history['return'][-10:]):.1f}", eps=f"{eps:.2f}")
+    venv.close()
+    return DQNResult(config, online, history, losses, time.perf_counter() - start, bar.interrupted)
+
+
+@torch.no_grad()
+def evaluate(net: QNetwork, config: DQNConfig, episodes: int = 20, seed: int = 100_000) -> dict:
+    """Greedy policy, ``episodes`` episodes at once (one per copy of the environment)."""
+    device = next(net.parameters()).device
+    venv = make_vector_env(config.env, episodes, **config.env_kwargs)
+    spaces = spaces_of(venv)
+    stacker = ObservationStacker(episodes, spaces.obs_dim, config.stack) if config.agent == "stack" else None
+    state = net.initial_state(episodes)
+
+    def act(raw):
+        nonlocal state
+        x = encode_observation(raw, spaces)
+        x = stacker.push(x) if stacker is not None else x
+        q, state = net(torch.as_tensor(x, device=device)[None], state)
+        return q[0].argmax(-1).cpu().numpy()
+
+    return play_episodes(venv, act, seed)

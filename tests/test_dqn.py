@@ -1,0 +1,178 @@
+"""DRQN: sequence replay never crosses episodes, burn-in carries no loss, targets along the same sequence."""
+import numpy as np
+import pytest
+import torch
+
+from lstm_rl_lib import dqn
+from lstm_rl_lib.dqn import DQNConfig, EpisodeReplay, QNetwork, sequence_loss
+
+
+def fake_episode(ep_id: int, n: int, terminated: bool = True, H: int = 3) -> dict:
+    """Observations encode (episode, step) so that a sampled sequence can be traced back."""
+    steps = np.arange(n + 1, dtype=np.float32)
+    obs = np.stack([np.full(n + 1, ep_id, np.float32), steps], axis=1)
+    states = np.stack([np.full((n, H), ep_id + 0.01 * t, np.float32) for t in range(2)], axis=1)
+    states[:, 0] += np.arange(n)[:, None]
+    return {"obs": obs, "actions": np.arange(n) % 2, "rewards": np.ones(n, np.float32), "terminated": terminated,
+            "states": states}
+
+
+def filled_replay(seed=0):
+    replay = EpisodeReplay(capacity=10_000, rng=np.random.default_rng(seed))
+    for ep_id, n in enumerate([3, 17, 1, 40, 8, 25]):
+        replay.add(fake_episode(ep_id + 1, n, terminated=ep_id % 2 == 0))
+    return replay
+
+
+@pytest.mark.parametrize("burn_in, seq_len", [(0, 5), (4, 6), (10, 10)])
+def test_sampled_sequences_never_cross_an_episode_boundary(burn_in, seq_len):
+    replay = filled_replay()
+    lengths = {e["obs"][0, 0]: len(e["actions"]) for e in replay.episodes}
+    batch = replay.sample(256, seq_len, burn_in, "stored", "cpu")
+    W = burn_in + seq_len
+    obs, real = batch.obs.numpy(), batch.obs.numpy()[..., 0] > 0          # episode ids start at 1
+    for b in range(256):
+        rows = np.nonzero(real[:, b])[0]
+        ids = obs[rows, b, 0]
+        assert len(set(ids)) == 1                                          # one episode per sequence
+        steps = obs[rows, b, 1]
+        assert np.all(np.diff(steps) == 1) and np.all(np.diff(rows) == 1)  # consecutive, in order
+        assert steps[-1] <= lengths[ids[0]]                                 # ends at most at the final observation
+        loss_rows = np.nonzero(batch.loss_mask[:, b].numpy())[0]
+        assert loss_rows.min() == burn_in and len(loss_rows) <= seq_len   # loss only after the burn-in
+        assert batch.loss_mask[:burn_in, b].sum() == 0
+    assert batch.obs.shape == (W + 1, 256, 2)
+
+
+def test_terminated_flag_only_on_the_last_step_of_a_terminated_episode():
+    replay = filled_replay(1)
+    batch = replay.sample(512, 8, 2, "stored", "cpu")
+    obs = batch.obs.numpy()
+    for b in range(512):
+        for t in np.nonzero(batch.terminated[:, b].numpy())[0]:
+            ep_id, step = obs[t, b]
+            episode = [e for e in replay.episodes if e["obs"][0, 0] == ep_id][0]
+            assert episode["terminated"] and step == len(episode["actions"]) - 1
+
+
+def test_stored_state_is_the_actors_state_at_the_window_start_and_zero_state_is_zero():
+    replay = filled_replay(2)
+    stored = replay.sample(64, 5, 3, "stored", "cpu")
+    for b in range(64):
+        ep = replay.episodes[stored.episode[b]]
+        if stored.starts[:, b].sum() == 0:           # no left padding: the window starts inside the episode
+            np.testing.assert_allclose(stored.state[0][0, b].numpy(), ep["states"][stored.first[b], 0])
+        else:                                         # window padded on the left: starts from zeros at step 0
+            assert stored.first[b] == 0 and stored.state[0][0, b].abs().sum() == 0
+    replay.rng = np.random.default_rng(2)
+    zero = replay.sample(64, 5, 3, "zero", "cpu")
+    assert zero.state[0].abs().sum() == 0
+
+
+def test_replay_drops_whole_old_episodes_and_checks_its_input():
+    replay = EpisodeReplay(capacity=30, rng=np.random.default_rng(0))
+    for k in range(5):
+        replay.add(fake_episode(k + 1, 10))
+    assert len(replay) == 30 and [e["obs"][0, 0] for e in replay.episodes] == [3, 4, 5]
+    bad = fake_episode(9, 4)
+    bad["obs"] = bad["obs"][:-1]
+    with pytest.raises(ValueError, match="needs 5 observations"):
+        replay.add(bad)
+
+
+def _batch(burn_in=3, seq_len=4, seed=0):
+    replay = EpisodeReplay(10_000, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    for k, n in enumerate([9, 12, 6]):
+        ep = fake_episode(k + 1, n, terminated=k != 1, H=8)
+        ep["obs"] = rng.normal(size=ep["obs"].shape).astype(np.float32)
+        ep["states"] = rng.normal(size=ep["states"].shape).astype(np.float32) * 0.1
+        replay.add(ep)
+    return replay.sample(16, seq_len, burn_in, "stored", "cpu")
+
+
+def test_burn_in_steps_carry_no_loss_and_no_gradient():
+    torch.manual_seed(0)
+    online, target = QNetwork(2, 2, hidden_size=8), QNetwork(2, 2, hidden_size=8)
+    batch = _batch()
+    batch.obs.requires_grad_(True)
+    loss, _ = sequence_loss(online, target, batch, burn_in=3, gamma=0.9)
+    grad, = torch.autograd.grad(loss, batch.obs)
+    assert grad[:3].abs().sum() == 0                 # burn-in rows: no gradient at all
+    assert grad[3:].abs().sum() > 0
+    # changing the rewards of burn-in rows does not change the loss
+    batch2 = _batch()
+    batch2.rewards[:3] += 100.0
+    loss2, _ = sequence_loss(online, target, batch2, burn_in=3, gamma=0.9)
+    torch.testing.assert_close(loss2, sequence_loss(online, target, _batch(), burn_in=3, gamma=0.9)[0])
+
+
+def test_target_runs_the_target_network_along_the_same_sequence_from_the_same_state():
+    torch.manual_seed(1)
+    online, target = QNetwork(2, 3, hidden_size=8), QNetwork(2, 3, hidden_size=8)
+    batch = _batch(burn_in=2, seq_len=5, seed=3)
+    loss, _ = sequence_loss(online, target, batch, burn_in=2, gamma=0.9, double=True, huber=False)
+    with torch.no_grad():                             # by hand: both nets from the batch's state, whole window, step loop
+        def along(net):
+            state, qs = batch.state, []
+            for t in range(batch.obs.shape[0]):
+                keep = (1 - batch.starts[t]).view(1, -1, 1)
+                state = (state[0] * keep, state[1] * keep)
+                q, state = net(batch.obs[t:t + 1], state)
+                qs.append(q[0])
+            return torch.stack(qs)
+        q_on, q_tg = along(online), along(target)
+        a_next = q_on[1:].argmax(-1, keepdim=True)
+        y = batch.rewards + 0.9 * (1 - batch.terminated) * q_tg[1:].gather(-1, a_next).squeeze(-1)
+        q_taken = q_on[:-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+        expected = (0.5 * (q_taken - y) ** 2 * batch.loss_mask).sum() / batch.loss_mask.sum()
+    torch.testing.assert_close(loss, expected)
+    # and it matters: the target network's state is not the online network's
+    wrong, _ = sequence_loss(online, online, batch, burn_in=2, gamma=0.9, double=True, huber=False)
+    assert not torch.allclose(wrong, loss)
+
+
+def test_truncated_last_step_bootstraps_and_terminated_does_not():
+    net = QNetwork(2, 2, recurrent=False, hidden_size=4)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.head.bias.fill_(10.0)                     # Q = 10 everywhere
+    for terminated, expected_y in ((True, 1.0), (False, 1.0 + 0.5 * 10.0)):
+        replay = EpisodeReplay(100, np.random.default_rng(0))
+        ep = fake_episode(1, 1, terminated=terminated)
+        del ep["states"]
+        replay.add(ep)
+        batch = replay.sample(1, 1, 0, "zero", "cpu")
+        loss, _ = sequence_loss(net, net, batch, burn_in=0, gamma=0.5, huber=False)
+        assert loss.item() == pytest.approx(0.5 * (10.0 - expected_y) ** 2)
+
+
+def test_epsilon_schedule_and_config_errors():
+    cfg = DQNConfig(total_steps=1000, eps_start=1.0, eps_end=0.1, eps_fraction=0.5)
+    assert cfg.epsilon(0) == 1.0 and cfg.epsilon(250) == pytest.approx(0.55) and cfg.epsilon(900) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="agent must be one of"):
+        DQNConfig(agent="gru")
+    with pytest.raises(ValueError, match="init_state must be one of"):
+        DQNConfig(init_state="random")
+    with pytest.raises(ValueError, match="burn_in must be >= 0"):
+        DQNConfig(burn_in=-1)
+
+
+def test_frame_stacker_keeps_the_last_k_and_clears_at_episode_start():
+    s = dqn.ObservationStacker(2, 1, 3)
+    s.push(np.array([[1.0], [5.0]]))
+    out = s.push(np.array([[2.0], [6.0]]))
+    np.testing.assert_array_equal(out, [[0, 1, 2], [0, 5, 6]])
+    np.testing.assert_array_equal(s.peek_with(0, np.array([3.0])), [1, 2, 3])
+    s.reset([1])
+    np.testing.assert_array_equal(s.push(np.array([[3.0], [7.0]])), [[1, 2, 3], [0, 0, 7]])
+
+
+@pytest.mark.parametrize("agent", ["lstm", "stack", "mlp"])
+def test_training_runs_for_every_agent_and_evaluates(agent):
+    res = dqn.train_dqn(progress=False, agent=agent, env="tmaze", env_kwargs={"length": 2}, total_steps=600,
+                        num_envs=2, learning_starts=100, batch_size=4, seq_len=4, burn_in=2)
+    assert res.history["env_steps"] and np.isfinite(res.losses[-1][1] if res.losses else 0.0)
+    ev = dqn.evaluate(res.net, res.config, episodes=3)
+    assert len(ev["success"]) == 3

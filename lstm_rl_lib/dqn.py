@@ -152,11 +152,27 @@ class QNetwork(nn.Module):
             return self.head(self.core(x)), None
         from .ppo import run_lstm   # one implementation of "reset the state where an episode starts"
         state = self.initial_state(obs.shape[1]) if state is None else state
-        if starts is not None and starts.shape[0] > 1 and bool(starts[1:].any()):
-            out, state = run_lstm(self.core, x, state, starts, fused=False)   # the burn-in needs the final state
-        else:
-            out, state = run_lstm(self.core, x, state, starts)
+        out, state = run_lstm(self.core, x, state, starts)
         return self.head(out), state
+
+    def warm_up(self, obs: torch.Tensor, state: State, lengths: np.ndarray) -> State:
+        """The state after the first ``lengths[b]`` rows of column b of ``obs`` (``(B, N, D)``), in one call.
+
+        The burn-in of R2D2: columns have different lengths (a sequence near an episode's start has a
+        shorter one, possibly none), so they are packed (``pack_padded_sequence``), which also returns
+        each column's state after its own last real row. Columns of length 0 keep ``state``."""
+        lengths = np.asarray(lengths)
+        idx = np.nonzero(lengths > 0)[0]
+        if len(idx) == 0:
+            return state
+        cols = torch.as_tensor(idx, device=obs.device)
+        x = self.encoder(obs[:, cols])
+        packed = nn.utils.rnn.pack_padded_sequence(x, torch.as_tensor(lengths[idx], dtype=torch.long),
+                                                   enforce_sorted=False)
+        _, (h, c) = self.core(packed, (state[0][:, cols].contiguous(), state[1][:, cols].contiguous()))
+        h0, c0 = state[0].clone(), state[1].clone()
+        h0[:, cols], c0[:, cols] = h, c
+        return h0, c0
 
 
 class ObservationStacker:
@@ -187,20 +203,22 @@ class ObservationStacker:
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class SequenceBatch:
-    """A batch of replayed sequences, time-major, window length ``W = burn_in + seq_len``.
+    """A batch of ``N`` replayed sequences, time-major.
 
-    ``obs``: ``(W + 1, N, D)``, the extra row holds the observation after the last step (for the
-    target); ``actions``, ``rewards``, ``terminated``: ``(W, N)``; ``loss_mask``: ``(W, N)``, 1 on the
-    steps that carry a loss (real steps after the burn-in); ``starts``: ``(W + 1, N)``, 1 at an
-    episode's first step when the window was padded on the left; ``state``: the state carried
-    into row 0 (stored or zeros); ``episode``/``first``: where each sequence came from.
+    ``burn_obs``: ``(B, N, D)``, the burn-in observations of each sequence, left-aligned: column b
+    holds ``burn_len[b]`` real rows (fewer than B near an episode's start), then zeros.
+    ``obs``: ``(L + 1, N, D)``, the observations of the loss steps and the one after the last of them
+    (for the target); ``actions``, ``rewards``, ``terminated``, ``mask``: ``(L, N)``; ``mask`` is 1 on
+    real steps (a sequence cut by its episode's end is padded). ``state``: the state carried into
+    the first burn-in row (the stored one, or zeros). ``episode``/``first``: where each came from.
     """
+    burn_obs: torch.Tensor
+    burn_len: np.ndarray
     obs: torch.Tensor
     actions: torch.Tensor
     rewards: torch.Tensor
     terminated: torch.Tensor
-    loss_mask: torch.Tensor
-    starts: torch.Tensor
+    mask: torch.Tensor
     state: State | None
     episode: np.ndarray
     first: np.ndarray
@@ -215,8 +233,7 @@ class EpisodeReplay:
 
     :meth:`sample` picks a step ``u`` uniformly over all stored steps; the sequence's loss steps are
     ``u .. u + L - 1`` cut at the episode's end (padding masked), and its burn-in the ``B`` steps
-    before ``u``, cut at the episode's start (then padded on the left, with a start flag at the
-    episode's first step). A sequence therefore never crosses an episode boundary.
+    before ``u``, cut at the episode's start. A sequence therefore never crosses an episode boundary.
     """
 
     def __init__(self, capacity: int, rng: np.random.Generator):
@@ -245,14 +262,14 @@ class EpisodeReplay:
         flat = self.rng.integers(self.steps, size=batch_size)
         ep_idx = np.searchsorted(np.cumsum(lengths), flat, side="right")
         u = flat - (np.cumsum(lengths) - lengths)[ep_idx]
-        W = burn_in + seq_len
         D = self.episodes[0]["obs"].shape[1]
-        obs = np.zeros((W + 1, batch_size, D), np.float32)
-        actions = np.zeros((W, batch_size), np.int64)
-        rewards = np.zeros((W, batch_size), np.float32)
-        terminated = np.zeros((W, batch_size), np.float32)
-        loss_mask = np.zeros((W, batch_size), np.float32)
-        starts = np.zeros((W + 1, batch_size), np.float32)
+        burn_obs = np.zeros((burn_in, batch_size, D), np.float32)
+        burn_len = np.zeros(batch_size, np.int64)
+        obs = np.zeros((seq_len + 1, batch_size, D), np.float32)
+        actions = np.zeros((seq_len, batch_size), np.int64)
+        rewards = np.zeros((seq_len, batch_size), np.float32)
+        terminated = np.zeros((seq_len, batch_size), np.float32)
+        mask = np.zeros((seq_len, batch_size), np.float32)
         recurrent = "states" in self.episodes[0]
         if recurrent:
             H = self.episodes[0]["states"].shape[-1]
@@ -262,48 +279,39 @@ class EpisodeReplay:
         for b, (e, start) in enumerate(zip(ep_idx, u)):
             ep = self.episodes[e]
             n = len(ep["actions"])
-            w0 = max(0, start - burn_in)                 # first step of the window in the episode
-            offset = burn_in - (start - w0)              # left padding (> 0 only at the episode's start)
-            end = min(start + seq_len, n)                # one past the last loss step
-            rows = slice(offset, offset + end - w0)
-            obs[offset:offset + end - w0 + 1, b] = ep["obs"][w0:end + 1]
-            actions[rows, b] = ep["actions"][w0:end]
-            rewards[rows, b] = ep["rewards"][w0:end]
-            if ep["terminated"] and end == n:
-                terminated[offset + end - w0 - 1, b] = 1.0
-            loss_mask[burn_in:burn_in + end - start, b] = 1.0
-            if offset > 0:
-                starts[offset, b] = 1.0                  # padding came first: zero the state at the real start
+            w0 = max(0, start - burn_in)                 # the burn-in never reaches before the episode's start
+            burn_len[b] = start - w0
+            burn_obs[:start - w0, b] = ep["obs"][w0:start]
+            end = min(start + seq_len, n)                # ... and the loss steps never past its end
+            k = end - start
+            obs[:k + 1, b] = ep["obs"][start:end + 1]
+            actions[:k, b] = ep["actions"][start:end]
+            rewards[:k, b] = ep["rewards"][start:end]
+            terminated[k - 1, b] = float(ep["terminated"] and end == n)
+            mask[:k, b] = 1.0
             first[b] = w0
-            if recurrent and init_state == "stored" and offset == 0:
+            if recurrent and init_state == "stored":
                 h0[b], c0[b] = ep["states"][w0]
         t = lambda a: torch.as_tensor(a).to(device)
         state = (t(h0)[None], t(c0)[None]) if recurrent else None
-        return SequenceBatch(t(obs), t(actions), t(rewards), t(terminated), t(loss_mask), t(starts), state,
+        return SequenceBatch(t(burn_obs), burn_len, t(obs), t(actions), t(rewards), t(terminated), t(mask), state,
                              ep_idx, first)
 
 
 # ----------------------------------------------------------------------------------------------
 # The loss
 # ----------------------------------------------------------------------------------------------
-def _run(net: QNetwork, batch: SequenceBatch, burn_in: int, grad: bool) -> torch.Tensor:
-    """Q-values ``(W + 1, N, A)`` along the batch's sequences; the burn-in rows never carry a gradient."""
-    if not net.recurrent:
-        with torch.set_grad_enabled(grad):
-            return net(batch.obs)[0]
+def _run(net: QNetwork, batch: SequenceBatch, grad: bool) -> torch.Tensor:
+    """Q-values ``(L + 1, N, A)`` along the batch's sequences, after a burn-in without gradient."""
     state = batch.state
-    q_parts = []
-    if burn_in > 0:
+    if net.recurrent and batch.burn_obs.shape[0] > 0:
         with torch.no_grad():
-            q_burn, state = net(batch.obs[:burn_in], state, batch.starts[:burn_in])
-        q_parts.append(q_burn)
-        state = (state[0].detach(), state[1].detach())
+            state = net.warm_up(batch.burn_obs, state, batch.burn_len)
     with torch.set_grad_enabled(grad):
-        q_rest, _ = net(batch.obs[burn_in:], state, batch.starts[burn_in:])
-    return torch.cat(q_parts + [q_rest]) if q_parts else q_rest
+        return net(batch.obs, state)[0]
 
 
-def sequence_loss(online: QNetwork, target: QNetwork, batch: SequenceBatch, burn_in: int, gamma: float,
+def sequence_loss(online: QNetwork, target: QNetwork, batch: SequenceBatch, gamma: float,
                   double: bool = True, huber: bool = True) -> tuple[torch.Tensor, dict]:
     """The (double) DQN loss over the loss steps of a batch of sequences.
 
@@ -314,16 +322,16 @@ def sequence_loss(online: QNetwork, target: QNetwork, batch: SequenceBatch, burn
 
         y_t = r_t + gamma * (1 - terminated_t) * Q_target(h_{t+1}, argmax_a Q_online(h_{t+1}, a))
     """
-    q = _run(online, batch, burn_in, grad=True)                     # (W + 1, N, A)
+    q = _run(online, batch, grad=True)                              # (L + 1, N, A)
     q_taken = q[:-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
     with torch.no_grad():
-        q_target = _run(target, batch, burn_in, grad=False)[1:]
+        q_target = _run(target, batch, grad=False)[1:]
         next_action = (q[1:] if double else q_target).argmax(-1, keepdim=True)
         q_next = q_target.gather(-1, next_action).squeeze(-1)
         y = batch.rewards + gamma * (1.0 - batch.terminated) * q_next
     err = q_taken - y
     per_step = nn.functional.smooth_l1_loss(q_taken, y, reduction="none") if huber else 0.5 * err ** 2
-    mask = batch.loss_mask
+    mask = batch.mask
     loss = (per_step * mask).sum() / mask.sum().clamp(min=1.0)
     return loss, {"q": (q_taken.detach() * mask).sum() / mask.sum().clamp(min=1.0)}
 
@@ -432,8 +440,7 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, **override
                 since_train -= config.train_every
                 batch = replay.sample(config.batch_size, config.seq_len, config.burn_in if online.recurrent else 0,
                                       config.init_state, device)
-                loss, _ = sequence_loss(online, target, batch, config.burn_in if online.recurrent else 0,
-                                        config.gamma, config.double, config.huber)
+                loss, _ = sequence_loss(online, target, batch, config.gamma, config.double, config.huber)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(online.parameters(), config.max_grad_norm)

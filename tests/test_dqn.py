@@ -29,19 +29,17 @@ def test_sampled_sequences_never_cross_an_episode_boundary(burn_in, seq_len):
     replay = filled_replay()
     lengths = {e["obs"][0, 0]: len(e["actions"]) for e in replay.episodes}
     batch = replay.sample(256, seq_len, burn_in, "stored", "cpu")
-    W = burn_in + seq_len
-    obs, real = batch.obs.numpy(), batch.obs.numpy()[..., 0] > 0          # episode ids start at 1
+    burn, obs = batch.burn_obs.numpy(), batch.obs.numpy()
     for b in range(256):
-        rows = np.nonzero(real[:, b])[0]
-        ids = obs[rows, b, 0]
-        assert len(set(ids)) == 1                                          # one episode per sequence
-        steps = obs[rows, b, 1]
-        assert np.all(np.diff(steps) == 1) and np.all(np.diff(rows) == 1)  # consecutive, in order
-        assert steps[-1] <= lengths[ids[0]]                                 # ends at most at the final observation
-        loss_rows = np.nonzero(batch.loss_mask[:, b].numpy())[0]
-        assert loss_rows.min() == burn_in and len(loss_rows) <= seq_len   # loss only after the burn-in
-        assert batch.loss_mask[:burn_in, b].sum() == 0
-    assert batch.obs.shape == (W + 1, 256, 2)
+        k = int(batch.mask[:, b].sum())
+        assert k >= 1 and batch.mask[:k, b].all()                          # real loss steps first, then padding
+        rows = np.concatenate([burn[:batch.burn_len[b], b], obs[:k + 1, b]])
+        assert len(set(rows[:, 0])) == 1                                   # one episode per sequence
+        assert np.all(np.diff(rows[:, 1]) == 1)                            # consecutive steps, in order
+        assert rows[-1, 1] <= lengths[rows[0, 0]]                          # ends at most at the final observation
+        assert batch.burn_len[b] == min(burn_in, obs[0, b, 1])            # full burn-in unless the episode began later
+        assert np.all(burn[batch.burn_len[b]:, b] == 0) and np.all(obs[k + 1:, b] == 0)
+    assert batch.obs.shape == (seq_len + 1, 256, 2) and batch.burn_obs.shape == (burn_in, 256, 2)
 
 
 def test_terminated_flag_only_on_the_last_step_of_a_terminated_episode():
@@ -60,13 +58,11 @@ def test_stored_state_is_the_actors_state_at_the_window_start_and_zero_state_is_
     stored = replay.sample(64, 5, 3, "stored", "cpu")
     for b in range(64):
         ep = replay.episodes[stored.episode[b]]
-        if stored.starts[:, b].sum() == 0:           # no left padding: the window starts inside the episode
-            np.testing.assert_allclose(stored.state[0][0, b].numpy(), ep["states"][stored.first[b], 0])
-        else:                                         # window padded on the left: starts from zeros at step 0
-            assert stored.first[b] == 0 and stored.state[0][0, b].abs().sum() == 0
+        np.testing.assert_allclose(stored.state[0][0, b].numpy(), ep["states"][stored.first[b], 0])
+        np.testing.assert_allclose(stored.state[1][0, b].numpy(), ep["states"][stored.first[b], 1])
     replay.rng = np.random.default_rng(2)
     zero = replay.sample(64, 5, 3, "zero", "cpu")
-    assert zero.state[0].abs().sum() == 0
+    assert zero.state[0].abs().sum() == 0 and zero.state[1].abs().sum() == 0
 
 
 def test_replay_drops_whole_old_episodes_and_checks_its_input():
@@ -95,40 +91,48 @@ def test_burn_in_steps_carry_no_loss_and_no_gradient():
     torch.manual_seed(0)
     online, target = QNetwork(2, 2, hidden_size=8), QNetwork(2, 2, hidden_size=8)
     batch = _batch()
+    assert (batch.burn_len > 0).any()
+    batch.burn_obs.requires_grad_(True)
     batch.obs.requires_grad_(True)
-    loss, _ = sequence_loss(online, target, batch, burn_in=3, gamma=0.9)
-    grad, = torch.autograd.grad(loss, batch.obs)
-    assert grad[:3].abs().sum() == 0                 # burn-in rows: no gradient at all
-    assert grad[3:].abs().sum() > 0
-    # changing the rewards of burn-in rows does not change the loss
+    loss, _ = sequence_loss(online, target, batch, gamma=0.9)
+    g_burn, g_obs = torch.autograd.grad(loss, [batch.burn_obs, batch.obs], allow_unused=True)
+    assert g_burn is None or g_burn.abs().sum() == 0          # burn-in: no gradient at all
+    assert g_obs.abs().sum() > 0
+    # ... but the burn-in does warm the state up: other burn-in observations, another loss
     batch2 = _batch()
-    batch2.rewards[:3] += 100.0
-    loss2, _ = sequence_loss(online, target, batch2, burn_in=3, gamma=0.9)
-    torch.testing.assert_close(loss2, sequence_loss(online, target, _batch(), burn_in=3, gamma=0.9)[0])
+    batch2.burn_obs += 1.0
+    assert not torch.allclose(sequence_loss(online, target, batch2, gamma=0.9)[0], loss.detach())
+
+
+def _step_by_step(net, batch):
+    """Q-values along each sequence the slow way: one step at a time, burn-in rows first."""
+    qs = []
+    for b in range(batch.obs.shape[1]):
+        state = (batch.state[0][:, b:b + 1], batch.state[1][:, b:b + 1])
+        for t in range(int(batch.burn_len[b])):
+            _, state = net(batch.burn_obs[t:t + 1, b:b + 1], state)
+        col = []
+        for t in range(batch.obs.shape[0]):
+            q, state = net(batch.obs[t:t + 1, b:b + 1], state)
+            col.append(q[0, 0])
+        qs.append(torch.stack(col))
+    return torch.stack(qs, dim=1)
 
 
 def test_target_runs_the_target_network_along_the_same_sequence_from_the_same_state():
     torch.manual_seed(1)
     online, target = QNetwork(2, 3, hidden_size=8), QNetwork(2, 3, hidden_size=8)
     batch = _batch(burn_in=2, seq_len=5, seed=3)
-    loss, _ = sequence_loss(online, target, batch, burn_in=2, gamma=0.9, double=True, huber=False)
-    with torch.no_grad():                             # by hand: both nets from the batch's state, whole window, step loop
-        def along(net):
-            state, qs = batch.state, []
-            for t in range(batch.obs.shape[0]):
-                keep = (1 - batch.starts[t]).view(1, -1, 1)
-                state = (state[0] * keep, state[1] * keep)
-                q, state = net(batch.obs[t:t + 1], state)
-                qs.append(q[0])
-            return torch.stack(qs)
-        q_on, q_tg = along(online), along(target)
+    loss, _ = sequence_loss(online, target, batch, gamma=0.9, double=True, huber=False)
+    with torch.no_grad():
+        q_on, q_tg = _step_by_step(online, batch), _step_by_step(target, batch)
         a_next = q_on[1:].argmax(-1, keepdim=True)
         y = batch.rewards + 0.9 * (1 - batch.terminated) * q_tg[1:].gather(-1, a_next).squeeze(-1)
         q_taken = q_on[:-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
-        expected = (0.5 * (q_taken - y) ** 2 * batch.loss_mask).sum() / batch.loss_mask.sum()
+        expected = (0.5 * (q_taken - y) ** 2 * batch.mask).sum() / batch.mask.sum()
     torch.testing.assert_close(loss, expected)
     # and it matters: the target network's state is not the online network's
-    wrong, _ = sequence_loss(online, online, batch, burn_in=2, gamma=0.9, double=True, huber=False)
+    wrong, _ = sequence_loss(online, online, batch, gamma=0.9, double=True, huber=False)
     assert not torch.allclose(wrong, loss)
 
 
@@ -144,7 +148,7 @@ def test_truncated_last_step_bootstraps_and_terminated_does_not():
         del ep["states"]
         replay.add(ep)
         batch = replay.sample(1, 1, 0, "zero", "cpu")
-        loss, _ = sequence_loss(net, net, batch, burn_in=0, gamma=0.5, huber=False)
+        loss, _ = sequence_loss(net, net, batch, gamma=0.5, huber=False)
         assert loss.item() == pytest.approx(0.5 * (10.0 - expected_y) ** 2)
 
 

@@ -2,6 +2,7 @@
 
     python3 book.py bench ppo                       # everything (about 20 minutes on 2 CPU cores)
     .venv/bin/python benchmarks/bench_ppo.py --budgets 50000 --seeds 0 --no-sb3   # ours only, quick
+    .venv/bin/python benchmarks/bench_ppo.py --tasks pendulum                      # the Pendulum target only
 
 Each training run is its own process, one after another on the same machine: ours in the book's
 ``.venv``, the reference in ``.venv-sb3`` (created on first use from ``benchmarks/requirements-sb3.txt``;
@@ -34,16 +35,16 @@ TARGET = 475.0
 # ----------------------------------------------------------------------------------------------
 # Workers: one training run each, printing one JSON line
 # ----------------------------------------------------------------------------------------------
-def worker_ours(policy: str, seed: int, budget: int, episodes: int) -> dict:
+def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = "cartpole-novel") -> dict:
     import numpy as np
-    from lstm_rl_lib.ppo import PPOConfig, evaluate, train_ppo
+    from lstm_rl_lib.ppo import evaluate, preset, train_ppo
 
-    config = PPOConfig(policy=policy, total_steps=budget, seed=seed, device="cpu")
+    config = preset(task, policy=policy, total_steps=budget, seed=seed, device="cpu")
     start = time.perf_counter()
     result = train_ppo(config, progress=False)
     seconds = time.perf_counter() - start
-    ev = evaluate(result.net, config.env, result.obs_norm, episodes, seed=100_000 + seed)
-    return {"agent": f"ours {policy}-PPO", "seed": seed, "budget": budget, "env_steps": result.history["env_steps"][-1],
+    ev = evaluate(result.net, config.env, result.obs_norm, episodes, config.env_kwargs, seed=100_000 + seed)
+    return {"agent": f"ours {policy}-PPO" + ("" if task == "cartpole-novel" else f" ({task})"), "seed": seed, "budget": budget, "env_steps": result.history["env_steps"][-1],
             "seconds": seconds, "return": float(np.mean(ev["return"])), "return_std": float(np.std(ev["return"]))}
 
 
@@ -139,6 +140,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--no-sb3", action="store_true", help="only the book's agents")
+    parser.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum"], choices=["cartpole", "pendulum"],
+                        help="cartpole: the comparison with RecurrentPPO; pendulum: ours on velocity-free Pendulum")
+    parser.add_argument("--pendulum-budget", type=int, default=100_000)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--budget", type=int, help=argparse.SUPPRESS)
@@ -148,7 +152,9 @@ def main() -> int:
         fn = {"ours-lstm": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes),
               "ours-mlp": lambda: worker_ours("mlp", args.seed, args.budget, args.episodes),
               "sb3-lstm": lambda: worker_sb3(True, args.seed, args.budget, args.episodes),
-              "sb3-mlp": lambda: worker_sb3(False, args.seed, args.budget, args.episodes)}[args.worker]
+              "sb3-mlp": lambda: worker_sb3(False, args.seed, args.budget, args.episodes),
+              "ours-pendulum": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes, "pendulum-novel")
+              }[args.worker]
         print(json.dumps(fn()))
         return 0
 
@@ -156,9 +162,9 @@ def main() -> int:
     print(f"[bench] machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} intra-op threads, device cpu", flush=True)
     ours_python = Path(sys.executable)
-    ref_python = None if args.no_sb3 else sb3_python()
+    ref_python = None if args.no_sb3 or "cartpole" not in args.tasks else sb3_python()
     rows = []
-    for budget in args.budgets:
+    for budget in (args.budgets if "cartpole" in args.tasks else []):
         for seed in args.seeds:
             jobs = [(ours_python, "ours-lstm")] + ([(ref_python, "sb3-lstm")] if ref_python else [])
             if budget == min(args.budgets):
@@ -169,6 +175,27 @@ def main() -> int:
                 print(f"[bench] {row['agent']:<26} budget {budget:>7,} seed {seed}: {row['return']:6.1f} "
                       f"in {row['seconds']:6.1f} s", flush=True)
 
+    pendulum = []
+    for seed in (args.seeds if "pendulum" in args.tasks else []):
+        row = run_worker(ours_python, "ours-pendulum", seed, args.pendulum_budget, args.episodes)
+        pendulum.append(row)
+        print(f"[bench] {row['agent']:<26} budget {args.pendulum_budget:>7,} seed {seed}: {row['return']:7.1f} "
+              f"in {row['seconds']:6.1f} s", flush=True)
+    if pendulum:
+        print("\n| velocity-free Pendulum (ours, LSTM-PPO) | seed | env steps | wall time (s) | eval return (20 ep.) |")
+        print("|---|---|---|---|---|")
+        for r in pendulum:
+            print(f"| {r['agent']} | {r['seed']} | {r['env_steps']:,} | {r['seconds']:.1f} | {r['return']:.1f} ± {r['return_std']:.1f} |")
+        mean = sum(r["return"] for r in pendulum) / len(pendulum)
+        print(f"\nPendulum: mean return {mean:.1f} over {len(pendulum)} seeds; seeds >= -200: "
+              f"{sum(r['return'] >= -200 for r in pendulum)}/{len(pendulum)} (target: mean >= -200; "
+              "rl-baselines3-zoo reports -218 +- 140 for RecurrentPPO)")
+    out = ROOT / "build" / "bench" / "ppo.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not rows:
+        out.write_text(json.dumps({"pendulum": pendulum}, indent=1))
+        print(f"\n[bench] wrote {out.relative_to(ROOT)}")
+        return 0
     print("\n| agent | budget | seed | env steps | wall time (s) | eval return (20 ep.) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -198,9 +225,7 @@ def main() -> int:
     print("|---|---|")
     for r in speed:
         print(f"| {r['update']} | {r['ms_per_update']:.1f} |")
-    out = ROOT / "build" / "bench" / "ppo.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"runs": rows, "summary": summary, "update_speed": speed}, indent=1))
+    out.write_text(json.dumps({"runs": rows, "summary": summary, "update_speed": speed, "pendulum": pendulum}, indent=1))
     print(f"\n[bench] wrote {out.relative_to(ROOT)}")
     return 0
 

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from .envs import encode_observation, ended_success, make_vector_env, play_episodes, spaces_of
+from .nets import State, run_lstm
 from .progress import TrainingProgress
 from .runtime import get_device, seed_everything
 
-State = tuple[torch.Tensor, torch.Tensor]
 AGENTS = ("lstm", "mlp", "stack")
 INIT_STATES = ("zero", "stored")
 
@@ -150,7 +150,6 @@ class QNetwork(nn.Module):
         x = self.encoder(obs)
         if not self.recurrent:
             return self.head(self.core(x)), None
-        from .ppo import run_lstm   # one implementation of "reset the state where an episode starts"
         state = self.initial_state(obs.shape[1]) if state is None else state
         out, state = run_lstm(self.core, x, state, starts)
         return self.head(out), state

@@ -35,10 +35,10 @@ import torch
 from torch import nn
 
 from .envs import SpacesInfo, encode_observation, ended_success, make_env, make_vector_env, play_episodes, spaces_of
+from .nets import SegmentLayout, State, run_lstm   # the fused LSTM over segments: shared with Chapter 4's DRQN
 from .progress import TrainingProgress
 from .runtime import get_device, seed_everything
 
-State = tuple[torch.Tensor, torch.Tensor]
 MISTAKES = (None, "shuffle-time", "final-state", "no-truncation-bootstrap")
 
 
@@ -208,97 +208,6 @@ class RewardScaler:
         scaled = np.clip(rewards / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip)
         self.ret[dones] = 0.0
         return scaled.astype(np.float32)
-
-
-# ----------------------------------------------------------------------------------------------
-# Running an LSTM over sequences that contain episode starts
-# ----------------------------------------------------------------------------------------------
-@dataclass
-class SegmentLayout:
-    """How to run an LSTM over a ``(T, B)`` block whose columns contain episode starts, in one call.
-
-    Each column is cut before every step where an episode starts; the ``N`` pieces ("segments")
-    become the columns of a padded ``(L, N)`` batch, where ``L`` is the longest piece. Padding
-    sits at the *end* of a segment, so it never influences a real step (an LSTM only looks back).
-
-    Attributes:
-        gather: ``(L * N,)`` index into the flattened ``(T * B)`` input for each padded slot
-            (padding slots point at slot 0; their outputs are never read).
-        scatter: ``(T * B,)`` index into the flattened ``(L * N)`` output for each real step.
-        first_col: ``(N,)`` the column each segment comes from.
-        keep_state0: ``(N,)`` 1.0 where the segment starts the column *and* no episode starts
-            there, so it continues from the stored initial state; 0.0 where it starts from zeros.
-        shape: ``(L, N)``.
-    """
-    gather: torch.Tensor
-    scatter: torch.Tensor
-    first_col: torch.Tensor
-    keep_state0: torch.Tensor
-    shape: tuple[int, int]
-
-    @staticmethod
-    def from_starts(starts: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> "SegmentLayout":
-        """Build the layout on the host from ``starts`` (``(T, B)``, 1 = an episode starts at t)."""
-        starts = starts.detach().cpu().numpy() if isinstance(starts, torch.Tensor) else np.asarray(starts)
-        if starts.ndim != 2:
-            raise ValueError(f"starts must have shape (T, B); got {starts.shape}")
-        T, B = starts.shape
-        cut = starts.astype(bool).T.copy()          # (B, T): a segment begins where cut is True
-        cut[:, 0] = True
-        col, t0 = np.nonzero(cut)                   # row-major: segments in column order, then time order
-        ends = np.append(t0[1:], T)
-        ends[np.append(col[1:] != col[:-1], True)] = T   # the last segment of a column runs to T
-        lengths = ends - t0
-        N, L = len(t0), int(lengths.max())
-        steps = np.arange(L)[:, None]               # (L, 1)
-        valid = steps < lengths[None, :]            # (L, N)
-        t = np.where(valid, t0[None, :] + steps, 0)
-        gather = np.where(valid, t * B + col[None, :], 0).reshape(-1)
-        seg_of = np.repeat(np.arange(N), lengths)   # segments are contiguous in (column, time) order
-        t_of = np.concatenate([np.arange(a, b) for a, b in zip(t0, ends)])
-        scatter_bt = (t_of - t0[seg_of]) * N + seg_of          # for (b, t) in column-major order
-        scatter = np.empty(T * B, np.int64)
-        scatter[t_of * B + col[seg_of]] = scatter_bt
-        keep = ((t0 == 0) & ~starts.astype(bool)[0, col]).astype(np.float32)
-
-        def dev(a, dtype=torch.long):
-            return torch.as_tensor(a, dtype=dtype).to(device, non_blocking=True)
-
-        return SegmentLayout(dev(gather), dev(scatter), dev(col), dev(keep, torch.float32), (L, N))
-
-
-def run_lstm(lstm: nn.LSTM, x: torch.Tensor, state: State, starts: torch.Tensor | None = None,
-             layout: SegmentLayout | None = None, fused: bool = True) -> tuple[torch.Tensor, State | None]:
-    """Run ``lstm`` over ``x`` (``(T, B, D)``) from ``state``, resetting it to zeros where ``starts`` is 1.
-
-    Returns the outputs ``(T, B, H)`` and the state after step T-1. ``fused=False`` is the
-    reference: a Python loop over steps. ``fused=True`` with episode starts inside the block runs
-    one padded call (see :class:`SegmentLayout`; pass ``layout`` precomputed to avoid rebuilding it)
-    and then returns ``None`` for the final state, which the PPO update never needs.
-    """
-    T, B, _ = x.shape
-    if starts is None and layout is None:
-        return lstm(x, state)
-    if not fused:
-        outs = []
-        for t in range(T):
-            keep = (1.0 - starts[t].to(x.dtype)).view(1, B, 1)
-            state = (state[0] * keep, state[1] * keep)
-            o, state = lstm(x[t:t + 1], state)
-            outs.append(o)
-        return torch.cat(outs), state
-    if layout is None:
-        if T == 1 or not bool(starts[1:].any()):   # no start after step 0: reset, then one call
-            keep = (1.0 - starts[0].to(x.dtype)).view(1, B, 1)
-            return lstm(x, (state[0] * keep, state[1] * keep))
-        layout = SegmentLayout.from_starts(starts, x.device)
-    L, N = layout.shape
-    keep = layout.keep_state0.view(1, N, 1)
-    h0 = state[0][:, layout.first_col] * keep
-    c0 = state[1][:, layout.first_col] * keep
-    padded = x.reshape(T * B, -1)[layout.gather].view(L, N, -1)
-    out, _ = lstm(padded, (h0, c0))
-    return out.reshape(L * N, -1)[layout.scatter].view(T, B, -1), None
 
 
 # ----------------------------------------------------------------------------------------------

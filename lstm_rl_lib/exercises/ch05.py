@@ -54,12 +54,7 @@ def check_segments(fn) -> bool:
     and at every later step where an episode starts."""
     def reference(starts):
         layout = ppo.SegmentLayout.from_starts(np.asarray(starts, dtype=np.float32)[:, None])
-        L, N = layout.shape
-        lengths = np.zeros(N, int)
-        for flat in layout.scatter.numpy():
-            lengths[flat % N] += 1
-        firsts = [int(layout.gather[n].item()) for n in range(N)]
-        return [(f, int(n)) for f, n in zip(firsts, lengths)]
+        return [(int(f), int(n)) for f, n in zip(layout.first_step, layout.lengths)]
 
     cases = [[0, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 1, 0], [0, 1, 1, 0, 1], [1, 0, 0, 0, 0, 0, 0, 1]]
     for starts in cases:

@@ -109,29 +109,11 @@ def run_worker(python, kind: str, seed: int, budget: int, episodes: int) -> dict
 
 def update_speed_table() -> list[dict]:
     """Time of one PPO update (10 epochs over one 8 x 32 rollout): fused padded LSTM vs a loop over steps."""
-    import numpy as np
-    import torch
+    from lstm_rl_lib.ppo import PPOConfig, time_update
 
-    from lstm_rl_lib.ppo import PPOConfig, RolloutCollector, make_actor_critic, ppo_update
-    from lstm_rl_lib.envs import make_env, spaces_of
-
-    rows = []
-    for fused in (True, False):
-        cfg = PPOConfig(fused=fused, seed=0, device="cpu")
-        torch.manual_seed(0)
-        net = make_actor_critic(cfg, spaces_of(make_env(cfg.env), continuous_actions=True))
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        collector = RolloutCollector(cfg, net, torch.device("cpu"))
-        rollouts = [collector.collect() for _ in range(6)]
-        collector.close()
-        times = []
-        for rollout in rollouts:
-            start = time.perf_counter()
-            ppo_update(net, opt, rollout, cfg, 0.2, np.random.default_rng(0))
-            times.append(time.perf_counter() - start)
-        rows.append({"update": "fused padded nn.LSTM" if fused else "Python loop over steps",
-                     "ms_per_update": 1000 * float(np.median(times[1:]))})
-    return rows
+    return [{"update": "fused padded nn.LSTM" if fused else "Python loop over steps",
+             "ms_per_update": time_update(PPOConfig(fused=fused, device="cpu"), "cpu", rollouts=6)}
+            for fused in (True, False)]
 
 
 def main() -> int:

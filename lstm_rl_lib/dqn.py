@@ -400,13 +400,15 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, **override
             actions = np.where(explore, rng.integers(spaces.n_actions, size=config.num_envs), greedy)
             raw, rewards, term, trunc, info = venv.step(actions)
             done = term | trunc
+            if state is not None:   # the state each environment's step started from, (num_envs, 2, H)
+                states_np = torch.stack([state[0][0], state[1][0]], dim=1).cpu().numpy()
             for i in range(config.num_envs):
                 ep = current[i]
                 ep["obs"].append(obs[i])
                 ep["actions"].append(actions[i])
                 ep["rewards"].append(rewards[i])
                 if state is not None:
-                    ep["states"].append(np.stack([state[0][0, i].cpu().numpy(), state[1][0, i].cpu().numpy()]))
+                    ep["states"].append(states_np[i])
             ep_return += rewards
             ep_len += 1
             env_steps += config.num_envs

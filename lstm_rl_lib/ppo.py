@@ -504,6 +504,13 @@ def ppo_loss(new_logp, entropy, values, old_logp, advantages, returns, clip_coef
 STAT_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 
 
+def _step(net: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
+    optimizer.step()
+
+
 def ppo_update(net: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollout, config: PPOConfig,
                clip_coef: float, rng: np.random.Generator) -> dict:
     """``config.epochs`` passes of minibatch steps over one rollout. Returns mean statistics.
@@ -531,10 +538,7 @@ def ppo_update(net: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
         new_logp, entropy, values = evaluate_actions(net, rollout, cols, layout, config.fused, state0)
         loss, stats = ppo_loss(new_logp, entropy, values, rollout.logprobs[:, cols], advantages[:, cols],
                                returns[:, cols], clip_coef, config.vf_coef, config.ent_coef, config.norm_adv)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), config.max_grad_norm)
-        optimizer.step()
+        _step(net, optimizer, loss, config.max_grad_norm)
         total += stats
     return dict(zip(STAT_NAMES, (total / len(plans)).tolist()))
 
@@ -552,10 +556,7 @@ def _update_shuffled_steps(net, optimizer, rollout, advantages, returns, config,
             logp, entropy = net.log_prob_entropy(out[0], actions[idx])
             loss, stats = ppo_loss(logp, entropy, values[0], old_logp[idx], adv[idx],
                                    ret[idx], clip_coef, config.vf_coef, config.ent_coef, config.norm_adv)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), config.max_grad_norm)
-            optimizer.step()
+            _step(net, optimizer, loss, config.max_grad_norm)
             total, n = total + stats, n + 1
     return dict(zip(STAT_NAMES, (total / n).tolist()))
 
@@ -653,6 +654,30 @@ def evaluate(net: ActorCritic, env: str, obs_norm: ObsNormalizer | None = None, 
         return a
 
     return play_episodes(venv, act, seed)
+
+
+def time_update(config: PPOConfig, device: torch.device | str = "cpu", rollouts: int = 4, seed: int = 0) -> float:
+    """Median wall time in ms of one :func:`ppo_update` on rollouts of ``config``'s shape.
+
+    The chapter and ``benchmarks/bench_ppo.py`` call it with ``fused=True`` and ``fused=False``
+    to compare the one-call padded LSTM with a Python loop over time steps."""
+    seed_everything(seed)
+    device = torch.device(device)
+    probe = make_env(config.env, **config.env_kwargs)
+    net = make_actor_critic(config, spaces_of(probe, continuous_actions=True)).to(device)
+    probe.close()
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, eps=1e-5)
+    collector = RolloutCollector(config, net, device)
+    batch = [collector.collect() for _ in range(rollouts)]
+    collector.close()
+    times = []
+    for rollout in batch:
+        start = time.perf_counter()
+        ppo_update(net, optimizer, rollout, config, config.clip_coef, np.random.default_rng(seed))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
 
 
 def run_experiment(job: dict) -> dict:

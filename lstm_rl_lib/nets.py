@@ -17,6 +17,10 @@ Every network here maps a *time-major* batch of observations to action logits an
 
 :class:`FeedForwardPolicy` has the same interface and ignores the state, so that an algorithm can
 swap the memory out and nothing else.
+
+The reset itself lives in one place, :func:`run_lstm`: a loop over steps (which returns the state
+after step T-1), or one fused ``nn.LSTM`` call over the pieces of each column between episode
+starts (:class:`SegmentLayout`), which is what PPO's update (Chapter 5) and DRQN (Chapter 4) use.
 """
 from __future__ import annotations
 

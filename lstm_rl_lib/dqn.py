@@ -51,6 +51,7 @@ class DQNConfig:
         learning_starts: environment steps before the first gradient step.
         train_every: environment steps per gradient step.
         gamma, lr: discount and Adam's learning rate.
+        n_step: steps of real rewards before bootstrapping (R2D2 uses 5; 1 is the classic DQN target).
         double: double-DQN targets (the online net picks the next action, the target net scores it).
         huber: Huber loss (else squared error).
         target_update: gradient steps between hard copies of the online net into the target net;
@@ -58,6 +59,8 @@ class DQNConfig:
         max_grad_norm: global gradient-norm clip.
         eps_start, eps_end, eps_fraction: epsilon decays linearly from ``eps_start`` to ``eps_end``
             over the first ``eps_fraction`` of ``total_steps``.
+        norm_obs: scale observations by the mean and standard deviation of the replay buffer's
+            observations when learning starts (random play), frozen afterwards and stored in the network.
         hidden_size: LSTM size (width of the MLP's layers).
         forget_bias: initial forget-gate bias of the LSTM.
         seed, device: as everywhere in the library.
@@ -69,22 +72,24 @@ class DQNConfig:
     total_steps: int = 50_000
     num_envs: int = 4
     buffer_steps: int = 50_000
-    seq_len: int = 20
-    burn_in: int = 10
+    seq_len: int = 10
+    burn_in: int = 5
     init_state: str = "stored"
-    batch_size: int = 32
+    batch_size: int = 128
     learning_starts: int = 1_000
-    train_every: int = 4
-    gamma: float = 0.99
+    train_every: int = 8
+    gamma: float = 0.95
     lr: float = 1e-3
+    n_step: int = 3
+    norm_obs: bool = True
     double: bool = True
     huber: bool = True
     target_update: int = 250
-    tau: float = 0.0
+    tau: float = 0.02
     max_grad_norm: float = 10.0
     eps_start: float = 1.0
     eps_end: float = 0.02
-    eps_fraction: float = 0.3
+    eps_fraction: float = 0.2
     hidden_size: int = 64
     forget_bias: float = 1.0
     seed: int = 0
@@ -96,7 +101,7 @@ class DQNConfig:
         if self.init_state not in INIT_STATES:
             raise ValueError(f"init_state must be one of {INIT_STATES}; got {self.init_state!r}")
         for name in ("total_steps", "num_envs", "buffer_steps", "seq_len", "batch_size", "train_every",
-                     "target_update", "hidden_size", "stack"):
+                     "target_update", "hidden_size", "stack", "n_step"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
         if self.burn_in < 0:
@@ -110,6 +115,28 @@ class DQNConfig:
         """The exploration rate after ``step`` environment steps (linear decay, then flat)."""
         frac = min(1.0, step / (self.eps_fraction * self.total_steps))
         return self.eps_start + frac * (self.eps_end - self.eps_start)
+
+
+# Settings per task. ``DQNConfig``'s defaults are the velocity-free CartPole ones (tuned for 50,000
+# steps on a CPU: n-step 3, gamma 0.95, lr 1e-3, a batch of 128 windows of 5 + 10 steps every 8
+# environment steps, Polyak averaging with tau 0.02); the others change only what differs. The
+# T-maze's one-hot observations are not rescaled, and its windows (8 + 16) cover a whole episode.
+PRESETS: dict[str, dict] = {
+    "cartpole-novel": dict(env="cartpole-novel"),
+    "cartpole-flicker": dict(env="cartpole-flicker"),
+    "tmaze": dict(env="tmaze", env_kwargs={"length": 10}, total_steps=15_000, batch_size=64, seq_len=16, burn_in=8,
+                  gamma=0.98, lr=2e-3, eps_fraction=0.5, norm_obs=False),
+}
+
+
+def preset(task: str, **overrides) -> DQNConfig:
+    """``DQNConfig`` with the settings of :data:`PRESETS` for ``task``, then ``overrides``."""
+    if task not in PRESETS:
+        raise ValueError(f"no preset for {task!r}; presets exist for {sorted(PRESETS)}")
+    settings = {**PRESETS[task], **overrides}
+    if "env_kwargs" in overrides:
+        settings["env_kwargs"] = {**PRESETS[task].get("env_kwargs", {}), **overrides["env_kwargs"]}
+    return DQNConfig(**settings)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -127,6 +154,9 @@ class QNetwork(nn.Module):
                  forget_bias: float = 1.0):
         super().__init__()
         self.obs_dim, self.n_actions, self.recurrent, self.hidden_size = obs_dim, n_actions, recurrent, hidden_size
+        # input scaling, (obs - obs_mean) * obs_scale; identity until set_obs_stats (buffers: saved with the weights)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_scale", torch.ones(obs_dim))
         self.encoder = nn.Sequential(nn.Linear(obs_dim, hidden_size), nn.ReLU())
         if recurrent:
             self.core = nn.LSTM(hidden_size, hidden_size)
@@ -136,6 +166,16 @@ class QNetwork(nn.Module):
         else:
             self.core = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.ReLU())
         self.head = nn.Linear(hidden_size, n_actions)
+
+    def set_obs_stats(self, observations: np.ndarray, min_std: float = 1e-2) -> None:
+        """Scale inputs to zero mean and unit variance by the statistics of ``observations`` ``(n, obs_dim)``."""
+        obs = torch.as_tensor(np.asarray(observations, np.float32))
+        self.obs_mean.copy_(obs.mean(0))
+        self.obs_scale.copy_(1.0 / obs.std(0).clamp(min=min_std))
+
+    def embed(self, obs: torch.Tensor) -> torch.Tensor:
+        """The encoder's output for scaled observations."""
+        return self.encoder((obs - self.obs_mean) * self.obs_scale)
 
     def initial_state(self, batch_size: int) -> State | None:
         if not self.recurrent:
@@ -147,7 +187,7 @@ class QNetwork(nn.Module):
     def forward(self, obs: torch.Tensor, state: State | None = None, starts: torch.Tensor | None = None):
         if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must have shape (T, B, obs_dim={self.obs_dim}); got {tuple(obs.shape)}")
-        x = self.encoder(obs)
+        x = self.embed(obs)
         if not self.recurrent:
             return self.head(self.core(x)), None
         state = self.initial_state(obs.shape[1]) if state is None else state
@@ -165,7 +205,7 @@ class QNetwork(nn.Module):
         if len(idx) == 0:
             return state
         cols = torch.as_tensor(idx, device=obs.device)
-        x = self.encoder(obs[:, cols])
+        x = self.embed(obs[:, cols])
         packed = nn.utils.rnn.pack_padded_sequence(x, torch.as_tensor(lengths[idx], dtype=torch.long),
                                                    enforce_sorted=False)
         _, (h, c) = self.core(packed, (state[0][:, cols].contiguous(), state[1][:, cols].contiguous()))
@@ -300,34 +340,77 @@ class EpisodeReplay:
 # ----------------------------------------------------------------------------------------------
 # The loss
 # ----------------------------------------------------------------------------------------------
-def _run(net: QNetwork, batch: SequenceBatch, grad: bool) -> torch.Tensor:
-    """Q-values ``(L + 1, N, A)`` along the batch's sequences, after a burn-in without gradient."""
+def sequence_q_values(net: QNetwork, batch: SequenceBatch, grad: bool) -> torch.Tensor:
+    """Q-values ``(L + 1, N, A)`` along the batch's sequences, after a burn-in without gradient.
+
+    With a gradient (the online network) the burn-in is one packed call under ``no_grad`` and the
+    sequence another. Without (the target network) both are one packed call: each column's burn-in
+    rows and sequence rows are laid end to end (a short burn-in leaves no gap) and the sequence's
+    outputs are read back from row ``burn_len[b]`` on."""
     state = batch.state
-    if net.recurrent and batch.burn_obs.shape[0] > 0:
+    B = batch.burn_obs.shape[0]
+    if not net.recurrent or B == 0:
+        with torch.set_grad_enabled(grad):
+            return net(batch.obs, state)[0]
+    if grad:
         with torch.no_grad():
             state = net.warm_up(batch.burn_obs, state, batch.burn_len)
-    with torch.set_grad_enabled(grad):
         return net(batch.obs, state)[0]
+    rows, N = B + batch.obs.shape[0], batch.obs.shape[1]
+    j = np.arange(rows)[:, None]
+    idx = np.where(j < batch.burn_len, j, np.minimum(B + j - batch.burn_len, rows - 1))   # (rows, N)
+    device = batch.obs.device
+    both = torch.cat([batch.burn_obs, batch.obs]).gather(
+        0, torch.as_tensor(idx, device=device)[..., None].expand(rows, N, batch.obs.shape[2]))
+    x = net.embed(both)
+    lengths = torch.as_tensor(batch.burn_len + batch.obs.shape[0], dtype=torch.long)
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    out, _ = net.core(packed, state)
+    out, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=rows)
+    take = torch.as_tensor(batch.burn_len[None, :] + np.arange(batch.obs.shape[0])[:, None], device=device)
+    return net.head(out.gather(0, take[..., None].expand(-1, -1, out.shape[2])))
+
+
+def n_step_targets(rewards: torch.Tensor, terminated: torch.Tensor, mask: torch.Tensor, values: torch.Tensor,
+                   gamma: float, n: int) -> torch.Tensor:
+    """``y_t = r_t + ... + gamma^(h-1) r_{t+h-1} + gamma^h (1 - terminated_{t+h-1}) V_{t+h}``, ``h = min(n, steps left)``.
+
+    ``rewards``, ``terminated``, ``mask``: ``(L, N)``; ``values``: ``(L + 1, N)``, the bootstrap value of
+    each observation of the sequence (row ``t`` = the observation before step ``t``; row 0 is unused).
+    Near a sequence's real end (``mask``) the horizon shrinks, so every target bootstraps from an
+    observation of the same sequence, and a terminated episode's last step never bootstraps.
+    ``n = 1`` is the ordinary one-step target."""
+    L, N = rewards.shape
+    pad = lambda x: torch.cat([x, x.new_zeros(n - 1, N)]) if n > 1 else x
+    r, m = pad(rewards * mask), pad(mask)
+    ret, horizon = torch.zeros_like(rewards), torch.zeros_like(rewards)
+    for j in range(n):
+        ret = ret + gamma ** j * r[j:j + L]
+        horizon = horizon + m[j:j + L]
+    t = torch.arange(L, device=rewards.device).unsqueeze(1)
+    last = (t + horizon).long()                                        # the observation to bootstrap from
+    done = terminated.gather(0, (last - 1).clamp(min=0))
+    return ret + gamma ** horizon * (1.0 - done) * values.gather(0, last)
 
 
 def sequence_loss(online: QNetwork, target: QNetwork, batch: SequenceBatch, gamma: float,
-                  double: bool = True, huber: bool = True) -> tuple[torch.Tensor, dict]:
+                  double: bool = True, huber: bool = True, n_step: int = 1) -> tuple[torch.Tensor, dict]:
     """The (double) DQN loss over the loss steps of a batch of sequences.
 
     Both networks run along the same sequence from the same initial state (stored or zero) and the
-    same burn-in; the target for step t uses the next observation's Q-values at t + 1, so a
-    truncated episode's last step bootstraps from its final observation and a terminated one does
-    not (``terminated[t] = 1``)::
+    same burn-in; the target for step t bootstraps from the Q-values ``n_step`` observations later
+    (fewer near the sequence's end, see :func:`n_step_targets`), so a truncated episode's last step
+    bootstraps from its final observation and a terminated one does not. With ``n_step = 1``::
 
         y_t = r_t + gamma * (1 - terminated_t) * Q_target(h_{t+1}, argmax_a Q_online(h_{t+1}, a))
     """
-    q = _run(online, batch, grad=True)                              # (L + 1, N, A)
+    q = sequence_q_values(online, batch, grad=True)                              # (L + 1, N, A)
     q_taken = q[:-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
     with torch.no_grad():
-        q_target = _run(target, batch, grad=False)[1:]
-        next_action = (q[1:] if double else q_target).argmax(-1, keepdim=True)
-        q_next = q_target.gather(-1, next_action).squeeze(-1)
-        y = batch.rewards + gamma * (1.0 - batch.terminated) * q_next
+        q_target = sequence_q_values(target, batch, grad=False)
+        next_action = (q if double else q_target).argmax(-1, keepdim=True)
+        values = q_target.gather(-1, next_action).squeeze(-1)          # (L + 1, N)
+        y = n_step_targets(batch.rewards, batch.terminated, batch.mask, values, gamma, n_step)
     err = q_taken - y
     per_step = nn.functional.smooth_l1_loss(q_taken, y, reduction="none") if huber else 0.5 * err ** 2
     mask = batch.mask
@@ -439,9 +522,14 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, **override
                 state = (new_state[0] * keep, new_state[1] * keep)
             while env_steps >= config.learning_starts and since_train >= config.train_every and len(replay):
                 since_train -= config.train_every
+                if grad_steps == 0 and config.norm_obs:    # first gradient step: fix the input scaling
+                    seen = np.concatenate([e["obs"] for e in replay.episodes])
+                    for net in (online, target):
+                        net.set_obs_stats(seen)
                 batch = replay.sample(config.batch_size, config.seq_len, config.burn_in if online.recurrent else 0,
                                       config.init_state, device)
-                loss, _ = sequence_loss(online, target, batch, config.gamma, config.double, config.huber)
+                loss, _ = sequence_loss(online, target, batch, config.gamma, config.double, config.huber,
+                                       config.n_step)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(online.parameters(), config.max_grad_norm)
@@ -478,3 +566,17 @@ def evaluate(net: QNetwork, config: DQNConfig, episodes: int = 20, seed: int = 1
         return q[0].argmax(-1).cpu().numpy()
 
     return play_episodes(venv, act, seed)
+
+
+def run_experiment(job: dict) -> dict:
+    """Train and evaluate one configuration; a picklable job for :func:`lstm_rl_lib.runtime.map_processes`.
+
+    ``job``: ``{"config": {...DQNConfig fields...}, "eval_episodes": 20}``. Returns the config, the
+    training history, the greedy evaluation (:func:`evaluate`, seeds ``100_000 + 1000 * seed`` on),
+    the training wall time and the trained weights (to rebuild the agent in the notebook)."""
+    config = DQNConfig(**job["config"])
+    result = train_dqn(config, progress=job.get("progress", False))
+    ev = evaluate(result.net, config, job.get("eval_episodes", 20), seed=100_000 + 1000 * config.seed)
+    return {"config": asdict(config), "history": result.history, "losses": result.losses, "eval": ev,
+            "seconds": result.seconds, "interrupted": result.interrupted,
+            "state_dict": {k: v.detach().cpu() for k, v in result.net.state_dict().items()}}

@@ -1,6 +1,7 @@
 """Learning curves with mean and spread over seeds."""
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -17,16 +18,35 @@ def mean_and_spread(runs: Sequence[Sequence[float]], spread: str = "std"):
         arr = arr[None]
     if arr.ndim != 2:
         raise ValueError(f"runs must be a list of equally long curves, shape (seeds, steps); got shape {arr.shape}")
-    mean = np.nanmean(arr, axis=0)
-    if spread == "std":
-        s = np.nanstd(arr, axis=0)
-        return mean, mean - s, mean + s
-    if spread == "sem":
-        s = np.nanstd(arr, axis=0) / np.sqrt(arr.shape[0])
-        return mean, mean - s, mean + s
-    if spread == "minmax":
-        return mean, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0)
-    raise ValueError(f"spread must be 'std', 'sem' or 'minmax'; got {spread!r}")
+    if spread not in ("std", "sem", "minmax"):
+        raise ValueError(f"spread must be 'std', 'sem' or 'minmax'; got {spread!r}")
+    with warnings.catch_warnings():     # a step where every run is NaN (nothing measured yet) stays NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(arr, axis=0)
+        if spread == "minmax":
+            return mean, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0)
+        s = np.nanstd(arr, axis=0) / (np.sqrt(arr.shape[0]) if spread == "sem" else 1.0)
+    return mean, mean - s, mean + s
+
+
+def bin_by_steps(env_steps: Sequence[float], values: Sequence[float], total_steps: int, bins: int = 50):
+    """Average per-episode ``values`` over ``bins`` equal windows of environment steps.
+
+    Episodes end at different steps in different runs; binning puts every run of a task on the
+    same x axis (the bin ends, returned first) so that :func:`plot_curves` can average over seeds.
+    A window in which no episode ended repeats the previous window's value (NaN before the first).
+    Returns ``(bin_ends, means)``, each of length ``bins``."""
+    steps, vals = np.asarray(env_steps, dtype=float), np.asarray(values, dtype=float)
+    if steps.shape != vals.shape:
+        raise ValueError(f"env_steps and values must have the same length; got {steps.shape} and {vals.shape}")
+    edges = np.linspace(0, total_steps, bins + 1)
+    which = np.clip(np.searchsorted(edges, steps, side="left") - 1, 0, bins - 1)
+    out, last = np.full(bins, np.nan), np.nan
+    for k in range(bins):
+        here = vals[(which == k) & ~np.isnan(vals)]
+        last = here.mean() if len(here) else last
+        out[k] = last
+    return edges[1:], out
 
 
 def pad_runs(runs: Sequence[Sequence[float]], length: int | None = None) -> np.ndarray:

@@ -180,3 +180,70 @@ def test_training_runs_for_every_agent_and_evaluates(agent):
     assert res.history["env_steps"] and np.isfinite(res.losses[-1][1] if res.losses else 0.0)
     ev = dqn.evaluate(res.net, res.config, episodes=3)
     assert len(ev["success"]) == 3
+
+
+def _n_step_reference(rewards, terminated, mask, values, gamma, n):
+    """The n-step target the slow way: walk forward from each step until n rewards or the sequence's end."""
+    L, N = rewards.shape
+    y = np.zeros((L, N))
+    for b in range(N):
+        k = int(mask[:, b].sum())
+        for t in range(k):
+            g, j = 0.0, 0
+            while j < n and t + j < k:
+                g += gamma ** j * rewards[t + j, b]
+                j += 1
+            if not terminated[t + j - 1, b]:
+                g += gamma ** j * values[t + j, b]
+            y[t, b] = g
+    return y
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_n_step_targets_match_a_step_by_step_reference(n):
+    rng = np.random.default_rng(n)
+    L, N = 6, 9
+    lengths = rng.integers(1, L + 1, size=N)
+    lengths[:2] = [L, 1]
+    mask = (np.arange(L)[:, None] < lengths).astype(np.float32)
+    rewards = rng.normal(size=(L, N)).astype(np.float32) * mask
+    terminated = np.zeros((L, N), np.float32)
+    for b in range(N):                                 # some sequences end with their episode's termination
+        if b % 2:
+            terminated[lengths[b] - 1, b] = 1.0
+    values = rng.normal(size=(L + 1, N)).astype(np.float32)
+    got = dqn.n_step_targets(*map(torch.as_tensor, (rewards, terminated, mask, values)), gamma=0.9, n=n)
+    np.testing.assert_allclose(got.numpy() * mask, _n_step_reference(rewards, terminated, mask, values, 0.9, n),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_drqn_learns_a_short_t_maze_and_memoryless_dqn_cannot():
+    """The point of the chapter, small and deterministic: the cue is 5 steps back at the junction."""
+    success = {}
+    for agent in ("lstm", "mlp"):
+        cfg = dqn.preset("tmaze", agent=agent, env_kwargs={"length": 4}, total_steps=4_000, seed=0)
+        res = dqn.train_dqn(cfg, progress=False)
+        success[agent] = np.mean(dqn.evaluate(res.net, cfg, episodes=40)["success"])
+    assert success["lstm"] >= 0.95, success
+    assert success["mlp"] <= 0.65, success
+
+
+def test_presets_and_their_errors():
+    cfg = dqn.preset("tmaze", env_kwargs={"length": 3})
+    assert cfg.env_kwargs == {"length": 3} and cfg.norm_obs is False
+    assert dqn.preset("cartpole-novel") == DQNConfig()
+    with pytest.raises(ValueError, match="no preset for 'pong'"):
+        dqn.preset("pong")
+    with pytest.raises(ValueError, match="n_step must be a positive integer"):
+        DQNConfig(n_step=0)
+
+
+def test_observation_scaling_is_set_when_learning_starts_and_saved_with_the_weights():
+    res = dqn.train_dqn(progress=False, total_steps=600, learning_starts=300, num_envs=2, batch_size=4)
+    net = res.net
+    assert not torch.allclose(net.obs_scale, torch.ones_like(net.obs_scale))
+    assert "obs_mean" in net.state_dict() and "obs_scale" in net.state_dict()
+    copy = dqn.make_q_network(res.config, 2, 2)
+    copy.load_state_dict(net.state_dict())
+    x = torch.randn(5, 3, 2)
+    torch.testing.assert_close(copy(x)[0], net(x)[0])

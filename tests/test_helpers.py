@@ -5,7 +5,7 @@ import torch
 
 import lstm_rl_lib
 from lstm_rl_lib import TrainingProgress, get_device, plot_curves, seed_everything, show
-from lstm_rl_lib.plotting import mean_and_spread, pad_runs
+from lstm_rl_lib.plotting import bin_by_steps, mean_and_spread, pad_runs
 
 
 def test_device_is_cuda_exactly_when_available(monkeypatch):
@@ -112,3 +112,13 @@ def test_map_processes_keeps_the_order_of_the_jobs():
 
     assert map_processes(_square, [3, 1, 2], workers=2, progress=False) == [9, 1, 4]
     assert map_processes(_square, [5], workers=4, progress=False) == [25]
+
+
+def test_bin_by_steps_averages_episodes_per_window_and_carries_empty_windows():
+    ends, means = bin_by_steps([10, 20, 60, 61, 95], [1.0, 3.0, 5.0, 7.0, 9.0], total_steps=100, bins=4)
+    np.testing.assert_array_equal(ends, [25, 50, 75, 100])
+    np.testing.assert_array_equal(means, [2.0, 2.0, 6.0, 9.0])     # window 2 has no episode: carried
+    _, means = bin_by_steps([80], [4.0], total_steps=100, bins=2)
+    assert np.isnan(means[0]) and means[1] == 4.0
+    with pytest.raises(ValueError, match="same length"):
+        bin_by_steps([1, 2], [1.0], total_steps=10)

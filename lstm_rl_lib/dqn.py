@@ -424,7 +424,7 @@ def sequence_loss(online: QNetwork, target: QNetwork, batch: SequenceBatch, gamm
 @dataclass
 class DQNResult:
     """What :func:`train_dqn` returns. ``history`` has one entry per finished episode:
-    ``env_steps`` (when it finished), ``return``, ``length``, ``success`` (NaN if not reported),
+    ``env_steps`` and ``seconds`` (when it finished), ``return``, ``length``, ``success`` (NaN if not reported),
     ``epsilon``; ``losses`` holds ``(env_steps, loss)`` every 100 gradient steps."""
     config: DQNConfig
     net: QNetwork
@@ -467,7 +467,7 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, **override
     state = online.initial_state(config.num_envs)
     current = [{"obs": [], "actions": [], "rewards": [], "states": []} for _ in range(config.num_envs)]
     ep_return, ep_len = np.zeros(config.num_envs), np.zeros(config.num_envs, np.int64)
-    history = {k: [] for k in ("env_steps", "return", "length", "success", "epsilon")}
+    history = {k: [] for k in ("env_steps", "seconds", "return", "length", "success", "epsilon")}
     losses, env_steps, grad_steps, since_train = [], 0, 0, 0
     start = time.perf_counter()
     vector_steps = -(-config.total_steps // config.num_envs)
@@ -510,6 +510,7 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, **override
                     episode["states"] = np.stack(ep["states"]).astype(np.float32)
                 replay.add(episode)
                 history["env_steps"].append(env_steps)
+                history["seconds"].append(time.perf_counter() - start)
                 history["return"].append(float(ep_return[i]))
                 history["length"].append(int(ep_len[i]))
                 history["success"].append(float(success[i]))

@@ -1,0 +1,146 @@
+"""Benchmark: what a DRQN run costs on this machine, and how fast it reaches velocity-free CartPole's target.
+
+    python3 book.py bench dqn                                        # step costs, then 3 seeds of DRQN (about 4 minutes)
+    .venv/bin/python benchmarks/bench_dqn.py --no-train              # step costs only (about 1 minute)
+    .venv/bin/python benchmarks/bench_dqn.py --seeds 0 1 2 --steps 50000 --workers 2
+
+Part 1 times one gradient step (sample a batch of windows, the double-DQN loss, backward, Adam)
+for the default settings (``DQNConfig()``, the chapter's velocity-free CartPole settings) and
+variants, on a replay buffer filled with 20,000 steps of random play, one thread, as the chapter's
+worker processes run. It explains the chapter's run time: a 50,000-step run takes 6,250 of these.
+
+Part 2 trains DRQN with the default settings (one worker process per seed, ``--workers`` at a time,
+one thread each) and prints, per seed, the greedy evaluation return (20 episodes) and when the
+training curve (mean of the last 10 episodes) first reached 450: environment steps and seconds.
+
+Prints markdown tables and writes ``build/bench/dqn.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lstm_rl_lib import dqn  # noqa: E402
+from lstm_rl_lib.envs import make_vector_env  # noqa: E402
+from lstm_rl_lib.runtime import map_processes  # noqa: E402
+
+TARGET = 450.0
+VARIANTS = {   # label -> overrides of DQNConfig()
+    "default: LSTM 64, batch 128, burn-in 5 + 10 steps": {},
+    "no burn-in": {"burn_in": 0},
+    "batch 64": {"batch_size": 64},
+    "LSTM 32": {"hidden_size": 32},
+    "DQN, stack of 4": {"agent": "stack"},
+    "DQN, one observation": {"agent": "mlp"},
+}
+
+
+def random_replay(config: dqn.DQNConfig, steps: int, seed: int = 0) -> dqn.EpisodeReplay:
+    """A replay of ``steps`` steps of random play in ``config.env`` (stored states: small noise)."""
+    rng = np.random.default_rng(seed)
+    replay = dqn.EpisodeReplay(config.buffer_steps, rng)
+    venv = make_vector_env(config.env, 1, same_step_autoreset=True)
+    while len(replay) < steps:
+        obs, _ = venv.reset(seed=int(rng.integers(1 << 30)))
+        rows, done = [obs[0]], False
+        while not done:
+            obs, _, term, trunc, info = venv.step(rng.integers(2, size=1))
+            done = bool(term[0] or trunc[0])
+            rows.append(info["final_obs"][0] if done else obs[0])
+        n = len(rows) - 1
+        o = np.asarray(rows, np.float32)
+        if config.agent == "stack":   # the last k observations, oldest first, zeros before the episode's start
+            padded = np.concatenate([np.zeros((config.stack - 1, o.shape[1]), np.float32), o])
+            o = np.stack([padded[t:t + config.stack].reshape(-1) for t in range(len(o))])
+        episode = {"obs": o, "actions": rng.integers(2, size=n), "rewards": np.ones(n, np.float32),
+                   "terminated": bool(term[0])}
+        if config.agent == "lstm":
+            episode["states"] = (0.1 * rng.normal(size=(n, 2, config.hidden_size))).astype(np.float32)
+        replay.add(episode)
+    venv.close()
+    return replay
+
+
+def step_cost(label: str, overrides: dict, repeats: int = 200) -> dict:
+    torch.set_num_threads(1)
+    config = dqn.DQNConfig(**overrides)
+    replay = random_replay(config, 20_000)
+    obs_dim = replay.episodes[0]["obs"].shape[1]
+    online = dqn.QNetwork(obs_dim, 2, config.agent == "lstm", config.hidden_size)
+    target = dqn.QNetwork(obs_dim, 2, config.agent == "lstm", config.hidden_size)
+    optimizer = torch.optim.Adam(online.parameters(), lr=config.lr)
+    burn_in = config.burn_in if online.recurrent else 0
+
+    def one():
+        batch = replay.sample(config.batch_size, config.seq_len, burn_in, config.init_state, "cpu")
+        loss, _ = dqn.sequence_loss(online, target, batch, config.gamma, config.double, config.huber, config.n_step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(20):
+        one()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        one()
+    ms = 1000 * (time.perf_counter() - start) / repeats
+    steps = config.total_steps // config.train_every
+    return {"variant": label, "ms_per_step": ms, "gradient_steps": steps, "seconds_in_gradient_steps": ms * steps / 1000}
+
+
+def train_one(seed: int, steps: int) -> dict:
+    torch.set_num_threads(1)
+    res = dqn.run_experiment({"config": asdict(dqn.DQNConfig(total_steps=steps, seed=seed)), "eval_episodes": 20})
+    h = res["history"]
+    rolling = np.convolve(np.array(h["return"], float), np.ones(10) / 10, mode="valid")
+    hit = np.nonzero(rolling >= TARGET)[0]
+    first = (h["env_steps"][hit[0] + 9], h["seconds"][hit[0] + 9]) if len(hit) else (None, None)
+    cfg = res["config"]
+    return {"seed": seed, "env_steps": -(-cfg["total_steps"] // cfg["num_envs"]) * cfg["num_envs"], "seconds": res["seconds"],
+            "eval_mean": float(np.mean(res["eval"]["return"])), "eval_std": float(np.std(res["eval"]["return"])),
+            "steps_to_target": first[0], "seconds_to_target": first[1]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--no-train", action="store_true", help="only the step costs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU core)")
+    args = parser.parse_args()
+    out = {"step_costs": [step_cost(label, o) for label, o in VARIANTS.items()]}
+    print("\n| gradient step (1 thread, CPU) | ms per step | steps in a 50,000-step run | seconds in them |\n|---|---|---|---|")
+    for r in out["step_costs"]:
+        print(f"| {r['variant']} | {r['ms_per_step']:.1f} | {r['gradient_steps']:,} | {r['seconds_in_gradient_steps']:.0f} |")
+    if not args.no_train:
+        jobs = [(s, args.steps) for s in args.seeds]
+        out["train"] = [r for r in map_processes(_train_job, jobs, workers=args.workers or None, desc="DRQN runs") if r]
+        print(f"\n| DRQN seed | env steps | wall time (s) | eval return (20 ep.) | training curve first >= {TARGET:.0f} |\n|---|---|---|---|---|")
+        for r in out["train"]:
+            hit = "never" if r["steps_to_target"] is None else f"{r['steps_to_target']:,} steps, {r['seconds_to_target']:.0f} s"
+            print(f"| {r['seed']} | {r['env_steps']:,} | {r['seconds']:.1f} | {r['eval_mean']:.1f} ± {r['eval_std']:.1f} | {hit} |")
+        evals = [r["eval_mean"] for r in out["train"]]
+        print(f"\nmean over seeds: {np.mean(evals):.1f} ± {np.std(evals):.1f}; seeds >= {TARGET:.0f}: "
+              f"{sum(e >= TARGET for e in evals)}/{len(evals)}")
+    path = ROOT / "build" / "bench" / "dqn.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def _train_job(job):
+    return train_one(*job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""M of the world model: shapes, the mixture NLL against hand computations, masking, temperature, save/load."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lstm_rl_lib.world_model import MDNRNN, MDNRNNConfig, mdn_nll, sample_next_z, world_model_loss
+
+
+def test_shapes_and_bad_input():
+    m = MDNRNN(MDNRNNConfig(latent=6, n_actions=3, hidden=16, mixtures=4))
+    (logpi, mu, logsigma, done), (h, c) = m(torch.randn(7, 2, 6), torch.randint(3, (7, 2)))
+    assert logpi.shape == mu.shape == logsigma.shape == (7, 2, 6, 4) and done.shape == (7, 2)
+    assert h.shape == c.shape == (1, 2, 16)
+    torch.testing.assert_close(logpi.exp().sum(-1), torch.ones(7, 2, 6))
+    with pytest.raises(ValueError, match="z must have shape"):
+        m(torch.randn(7, 2, 5), torch.randint(3, (7, 2)))
+    with pytest.raises(ValueError, match="actions must have shape"):
+        m(torch.randn(7, 2, 6), torch.randint(3, (7, 3)))
+
+
+def test_one_component_nll_is_the_gaussian_nll_and_mixtures_match_a_hand_sum():
+    rng = np.random.default_rng(0)
+    target, mu, ls = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3, 4, 1)), rng.normal(size=(2, 3, 4, 1)) * 0.3
+    hand = (0.5 * ((target - mu[..., 0]) / np.exp(ls[..., 0])) ** 2 + ls[..., 0] + 0.5 * np.log(2 * np.pi)).sum(-1)
+    got = mdn_nll(torch.zeros(2, 3, 4, 1, dtype=torch.float64), *map(torch.as_tensor, (mu, ls, target)))
+    np.testing.assert_allclose(got.numpy(), hand, rtol=1e-10)
+    # two components, one dimension: -log(0.3 N(x; 0, 1) + 0.7 N(x; 2, 0.5^2))
+    x = 0.8
+    pdf = lambda x, m, s: math.exp(-0.5 * ((x - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+    expected = -math.log(0.3 * pdf(x, 0, 1) + 0.7 * pdf(x, 2, 0.5))
+    got = mdn_nll(torch.log(torch.tensor([[[[0.3, 0.7]]]])), torch.tensor([[[[0.0, 2.0]]]]),
+                  torch.log(torch.tensor([[[[1.0, 0.5]]]])), torch.tensor([[[x]]]))
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_padded_steps_carry_no_loss():
+    torch.manual_seed(0)
+    m = MDNRNN(MDNRNNConfig(latent=3, hidden=8, mixtures=2))
+    z, a = torch.randn(5, 2, 3), torch.randint(2, (5, 2))
+    out, _ = m(z, a)
+    mask = torch.ones(5, 2)
+    mask[3:, 1] = 0
+    next_z, dones = torch.randn(5, 2, 3), torch.zeros(5, 2)
+    loss, _ = world_model_loss(out, next_z, dones, mask)
+    garbage = next_z.clone()
+    garbage[3:, 1] = 1e3                                    # padding may hold anything
+    loss2, _ = world_model_loss(out, garbage, dones, mask)
+    torch.testing.assert_close(loss, loss2)
+
+
+def test_temperature_zero_gives_the_most_likely_mean_and_higher_temperature_spreads():
+    logpi = torch.log(torch.tensor([0.2, 0.8])).expand(4000, 1, 2)
+    mu = torch.tensor([-3.0, 1.0]).expand(4000, 1, 2)
+    logsigma = torch.log(torch.tensor([0.1, 0.1])).expand(4000, 1, 2)
+    assert torch.all(sample_next_z(logpi, mu, logsigma, 0.0) == 1.0)
+    g = torch.Generator().manual_seed(0)
+    cold, hot = sample_next_z(logpi, mu, logsigma, 0.5, g), sample_next_z(logpi, mu, logsigma, 2.0, g)
+    frac = lambda s: (s < -1).float().mean().item()          # share drawn from the unlikely component
+    assert frac(cold) < 0.2 < frac(hot)
+    assert abs(frac(sample_next_z(logpi, mu, logsigma, 1.0, g)) - 0.2) < 0.03
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        sample_next_z(logpi, mu, logsigma, -1.0)
+
+
+def test_saved_and_reloaded_model_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    m = MDNRNN(MDNRNNConfig(latent=4, hidden=8, mixtures=3))
+    z, a = torch.randn(6, 2, 4), torch.randint(2, (6, 2))
+    m.save(tmp_path / "m.pt")
+    again = MDNRNN.load(tmp_path / "m.pt")
+    (o1, s1), (o2, s2) = m(z, a), again(z, a)
+    for x, y in zip(o1 + s1, o2 + s2):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)

@@ -12,11 +12,14 @@ name                   what it is
 ``"tmaze"``            the T-maze of Bakker (2001) with a corridor of ``length`` cells (:class:`TMaze`)
 ``"pendulum-novel"``   Pendulum-v1 without the angular velocity: (cos, sin) of the angle only
                        (continuous actions; Chapter 5)
+``"cartpole-pixels"``  CartPole-v1 seen as one 64 x 64 grey-scale frame (:class:`PixelCartPole`;
+                       Chapter 6's world model)
 any Gymnasium id       passed to ``gymnasium.make`` (e.g. ``"CliffWalking-v1"``)
 =====================  =====================================================================
 
 They are also registered with Gymnasium as ``lstm_rl/CartPoleNoVel-v1``,
-``lstm_rl/CartPoleFlicker-v1``, ``lstm_rl/TMaze-v0`` and ``lstm_rl/PendulumNoVel-v1``.
+``lstm_rl/CartPoleFlicker-v1``, ``lstm_rl/TMaze-v0``, ``lstm_rl/PendulumNoVel-v1`` and
+``lstm_rl/CartPolePixels-v1``.
 
 The library's agents accept any environment whose observation space is a ``Box`` (used as it is)
 or ``Discrete`` (one-hot encoded) and whose action space is ``Discrete`` (PPO, Chapter 5, also
@@ -187,6 +190,75 @@ class FlickerObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs
 
 
 # ----------------------------------------------------------------------------------------------
+# CartPole seen as pixels (Chapter 6)
+# ----------------------------------------------------------------------------------------------
+# CartPole-v1's geometry (gymnasium.envs.classic_control.cartpole)
+X_THRESHOLD = 2.4
+POLE_HALF_LENGTH = 0.5
+
+
+def render_cartpole(x: np.ndarray, theta: np.ndarray, size: int = 64, pole_scale: float = 2.5) -> np.ndarray:
+    """Frames ``(N, size, size)`` in ``[0, 1]`` (float32) of carts at ``x`` with poles at angle ``theta``.
+
+    The track spans the frame's width (``x`` in ``[-2.4, 2.4]`` plus a margin); the cart is a
+    filled rectangle on a fixed row, the pole a thick segment from the cart's top, tilted by
+    ``theta`` (radians, clockwise positive as in CartPole). The pole is drawn ``pole_scale`` times
+    CartPole's length (1.0 m) so that small angles are visible at 64 x 64 (with 2.5, a tilt of 0.05 rad
+    moves the tip by about 1.3 pixels). Everything is computed on the whole batch at once: one
+    distance-to-segment per pixel."""
+    x, theta = np.atleast_1d(np.asarray(x, np.float32)), np.atleast_1d(np.asarray(theta, np.float32))
+    if x.shape != theta.shape or x.ndim != 1:
+        raise ValueError(f"x and theta must be 1-d arrays of the same length; got shapes {x.shape} and {theta.shape}")
+    if size < 16:
+        raise ValueError(f"size must be at least 16 pixels; got {size}")
+    world_width = 2 * X_THRESHOLD + 1.2                         # metres shown across the frame
+    scale = size / world_width                                  # pixels per metre
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    cart_y = 0.8 * size                                         # the cart's top edge, in pixels from the top
+    cart_x = (x + world_width / 2) * scale                      # (N,)
+    half_w, height = 0.25 * scale, 0.15 * scale
+    cart = ((np.abs(cols[None] - cart_x[:, None, None]) <= half_w)
+            & (rows[None] >= cart_y) & (rows[None] <= cart_y + height))
+    # pole: segment from (cart_x, cart_y) to its tip, 2 * POLE_HALF_LENGTH metres long
+    length = 2 * POLE_HALF_LENGTH * scale * pole_scale
+    tip_x, tip_y = cart_x + length * np.sin(theta), cart_y - length * np.cos(theta)
+    dx, dy = (tip_x - cart_x)[:, None, None], (tip_y - cart_y)[:, None, None]
+    px, py = cols[None] - cart_x[:, None, None], rows[None] - cart_y
+    t = np.clip((px * dx + py * dy) / (dx * dx + dy * dy), 0.0, 1.0)
+    dist = np.hypot(px - t * dx, py - t * dy)
+    pole = dist <= max(1.0, 0.06 * scale)
+    track = np.abs(rows - (cart_y + height + 1.0)) <= 0.5
+    frames = np.maximum(cart, pole).astype(np.float32)
+    frames = np.maximum(frames, 0.5 * track[None].astype(np.float32))
+    return frames
+
+
+class PixelCartPole(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """CartPole-v1 whose observation is one grey-scale frame ``(size, size)`` in ``[0, 1]`` (float32),
+    drawn by :func:`render_cartpole` from the cart position and pole angle. A single frame shows
+    where the cart and pole are but not how fast they move: partially observable, like
+    ``cartpole-novel``, but the agent must also learn to see. ``info["state"]`` holds the hidden
+    4-d state (for plots and checks, not for the agent)."""
+
+    def __init__(self, env: gym.Env, size: int = 64):
+        gym.utils.RecordConstructorArgs.__init__(self, size=size)
+        gym.ObservationWrapper.__init__(self, env)
+        self.size = int(size)
+        self.observation_space = spaces.Box(0.0, 1.0, (self.size, self.size), dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self.observation(obs), {**info, "state": np.asarray(obs, np.float32)}
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self.observation(obs), reward, terminated, truncated, {**info, "state": np.asarray(obs, np.float32)}
+
+    def observation(self, observation):
+        return render_cartpole([observation[0]], [observation[2]], self.size)[0]
+
+
+# ----------------------------------------------------------------------------------------------
 # The T-maze
 # ----------------------------------------------------------------------------------------------
 class TMaze(gym.Env):
@@ -301,6 +373,10 @@ def _cartpole_flicker(p: float = 0.5, **kwargs) -> gym.Env:
     return FlickerObservation(gym.make("CartPole-v1", **kwargs), p=p)
 
 
+def _cartpole_pixels(size: int = 64, **kwargs) -> gym.Env:
+    return PixelCartPole(gym.make("CartPole-v1", **kwargs), size=size)
+
+
 def _pendulum_novel(**kwargs) -> gym.Env:
     return MaskObservation(gym.make("Pendulum-v1", **kwargs), keep=(0, 1))
 
@@ -310,6 +386,7 @@ TASKS = {
     "cartpole-flicker": _cartpole_flicker,
     "tmaze": TMaze,
     "pendulum-novel": _pendulum_novel,
+    "cartpole-pixels": _cartpole_pixels,
 }
 
 
@@ -394,7 +471,8 @@ def _register() -> None:
     ids = {"lstm_rl/CartPoleNoVel-v1": "lstm_rl_lib.envs:_cartpole_novel",
            "lstm_rl/CartPoleFlicker-v1": "lstm_rl_lib.envs:_cartpole_flicker",
            "lstm_rl/TMaze-v0": "lstm_rl_lib.envs:TMaze",
-           "lstm_rl/PendulumNoVel-v1": "lstm_rl_lib.envs:_pendulum_novel"}
+           "lstm_rl/PendulumNoVel-v1": "lstm_rl_lib.envs:_pendulum_novel",
+           "lstm_rl/CartPolePixels-v1": "lstm_rl_lib.envs:_cartpole_pixels"}
     for env_id, entry_point in ids.items():
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=entry_point)

@@ -1,11 +1,11 @@
 """V of World Models: CartPole drawn as pixels, and a convolutional variational autoencoder.
 
 Chapter 6 teaches this module (Ha & Schmidhuber, 2018, *World Models*; Kingma & Welling, 2014,
-*Auto-Encoding Variational Bayes*). What is here, top to bottom: a NumPy renderer that draws
-CartPole's cart and pole into small grey-scale frames (fast enough to make every frame of a
-training run; no data set is downloaded); the VAE (encoder to a Gaussian posterior over a latent
-``z``, the reparameterisation trick, a decoder back to pixel logits); the ELBO with a ``beta``
-weight on the KL term; saving and loading.
+*Auto-Encoding Variational Bayes*). What is here, top to bottom: frames of CartPole visited by a
+random policy (drawn by :func:`lstm_rl_lib.envs.render_cartpole`, fast enough to make every frame
+of a training run; no data set is downloaded); the VAE (encoder to a Gaussian posterior over a
+latent ``z``, the reparameterisation trick, a decoder back to pixel logits); the ELBO with a
+``beta`` weight on the KL term; saving and loading.
 
 The ELBO of one frame ``x`` (to be maximised; the loss is its negative)::
 
@@ -25,50 +25,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-# CartPole-v1's geometry (gymnasium.envs.classic_control.cartpole)
-X_THRESHOLD = 2.4
-POLE_HALF_LENGTH = 0.5
-
+from .envs import render_cartpole
 
 # ----------------------------------------------------------------------------------------------
-# Frames
+# Frames (drawn by lstm_rl_lib.envs.render_cartpole)
 # ----------------------------------------------------------------------------------------------
-def render_cartpole(x: np.ndarray, theta: np.ndarray, size: int = 64, pole_scale: float = 2.5) -> np.ndarray:
-    """Frames ``(N, size, size)`` in ``[0, 1]`` (float32) of carts at ``x`` with poles at angle ``theta``.
-
-    The track spans the frame's width (``x`` in ``[-2.4, 2.4]`` plus a margin); the cart is a
-    filled rectangle on a fixed row, the pole a thick segment from the cart's top, tilted by
-    ``theta`` (radians, clockwise positive as in CartPole). The pole is drawn ``pole_scale`` times
-    CartPole's length (1.0 m) so that small angles are visible at 64 x 64 (with 2.5, a tilt of 0.05 rad
-    moves the tip by about 1.3 pixels). Everything is computed on the whole batch at once: one
-    distance-to-segment per pixel."""
-    x, theta = np.atleast_1d(np.asarray(x, np.float32)), np.atleast_1d(np.asarray(theta, np.float32))
-    if x.shape != theta.shape or x.ndim != 1:
-        raise ValueError(f"x and theta must be 1-d arrays of the same length; got shapes {x.shape} and {theta.shape}")
-    if size < 16:
-        raise ValueError(f"size must be at least 16 pixels; got {size}")
-    world_width = 2 * X_THRESHOLD + 1.2                         # metres shown across the frame
-    scale = size / world_width                                  # pixels per metre
-    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    cart_y = 0.8 * size                                         # the cart's top edge, in pixels from the top
-    cart_x = (x + world_width / 2) * scale                      # (N,)
-    half_w, height = 0.25 * scale, 0.15 * scale
-    cart = ((np.abs(cols[None] - cart_x[:, None, None]) <= half_w)
-            & (rows[None] >= cart_y) & (rows[None] <= cart_y + height))
-    # pole: segment from (cart_x, cart_y) to its tip, 2 * POLE_HALF_LENGTH metres long
-    length = 2 * POLE_HALF_LENGTH * scale * pole_scale
-    tip_x, tip_y = cart_x + length * np.sin(theta), cart_y - length * np.cos(theta)
-    dx, dy = (tip_x - cart_x)[:, None, None], (tip_y - cart_y)[:, None, None]
-    px, py = cols[None] - cart_x[:, None, None], rows[None] - cart_y
-    t = np.clip((px * dx + py * dy) / (dx * dx + dy * dy), 0.0, 1.0)
-    dist = np.hypot(px - t * dx, py - t * dy)
-    pole = dist <= max(1.0, 0.06 * scale)
-    track = np.abs(rows - (cart_y + height + 1.0)) <= 0.5
-    frames = np.maximum(cart, pole).astype(np.float32)
-    frames = np.maximum(frames, 0.5 * track[None].astype(np.float32))
-    return frames
-
-
 def random_cartpole_frames(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     """``n`` frames of CartPole states seen by a random policy (``(n, size, size)``, float32).
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_rl_lib import vae
+from lstm_rl_lib import envs, vae
 from lstm_rl_lib.vae import ConvVAE, VAEConfig, elbo_terms, gaussian_kl
 
 
@@ -68,15 +68,15 @@ def test_saved_and_reloaded_vae_gives_identical_outputs(tmp_path):
 
 
 def test_renderer_draws_cart_position_and_pole_angle():
-    frames = vae.render_cartpole([-2.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.2, -0.2], size=64)
+    frames = envs.render_cartpole([-2.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.2, -0.2], size=64)
     assert frames.shape == (4, 64, 64) and frames.dtype == np.float32 and frames.max() == 1.0
     cols = np.arange(64)
     centre = lambda f: (f[:40] == 1.0).sum(0) @ cols / (f[:40] == 1.0).sum()   # pole pixels above the cart
     assert centre(frames[0]) < 20 < 44 < centre(frames[1])                      # the cart moves with x
     assert centre(frames[2]) > 32.5 > centre(frames[3])                        # positive angle leans right
-    assert not np.array_equal(frames[2], vae.render_cartpole([0.0], [0.19])[0])  # small angle changes are visible
+    assert not np.array_equal(frames[2], envs.render_cartpole([0.0], [0.19])[0])  # small angle changes are visible
     with pytest.raises(ValueError, match="same length"):
-        vae.render_cartpole([0.0, 1.0], [0.0])
+        envs.render_cartpole([0.0, 1.0], [0.0])
 
 
 def test_a_few_steps_of_training_lower_the_loss():
@@ -91,3 +91,20 @@ def test_a_few_steps_of_training_lower_the_loss():
         opt.zero_grad(); loss.backward(); opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.filterwarnings("ignore:.*different from the unwrapped version")
+def test_pixel_cartpole_shows_the_hidden_state_and_passes_gymnasiums_checks():
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    env = envs.make_env("cartpole-pixels")
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=3)
+    for _ in range(5):
+        obs, _, term, trunc, info = env.step(1)
+    assert obs.shape == (64, 64) and obs.dtype == np.float32
+    np.testing.assert_array_equal(obs, envs.render_cartpole([info["state"][0]], [info["state"][2]])[0])
+    assert gym.make("lstm_rl/CartPolePixels-v1", size=32).reset(seed=0)[0].shape == (32, 32)
+    with pytest.raises(envs.UnsupportedSpaceError, match="VAE encoder"):
+        envs.spaces_of(env)

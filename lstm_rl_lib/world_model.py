@@ -16,6 +16,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -118,3 +120,91 @@ def sample_next_z(logpi: torch.Tensor, mu: torch.Tensor, logsigma: torch.Tensor,
     mean, log_std = mu.gather(-1, k).squeeze(-1), logsigma.gather(-1, k).squeeze(-1)
     eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
     return mean + log_std.exp() * math.sqrt(temperature) * eps
+
+
+# ----------------------------------------------------------------------------------------------
+# C: a linear controller on [z_t, h_t], and rollouts in the real (pixel) environment
+# ----------------------------------------------------------------------------------------------
+class LinearController:
+    """``a_t = argmax(W [z_t, h_t] + b)`` (World Models' C: a single linear layer), or on ``z_t``
+    alone with ``use_memory=False`` (the memory-less baseline). Its parameters are one flat vector,
+    the search space of CMA-ES: ``n_actions * (in_dim + 1)`` numbers."""
+
+    def __init__(self, latent: int, hidden: int, n_actions: int, use_memory: bool = True):
+        self.latent, self.hidden, self.n_actions, self.use_memory = latent, hidden, n_actions, use_memory
+        self.in_dim = latent + (hidden if use_memory else 0)
+        self.n_params = n_actions * (self.in_dim + 1)
+
+    def act(self, params, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Actions ``(B,)`` for latents ``z`` ``(B, latent)`` and M's hidden states ``h`` ``(B, hidden)``."""
+        params = torch.as_tensor(params, dtype=z.dtype, device=z.device)
+        if params.numel() != self.n_params:
+            raise ValueError(f"the controller has {self.n_params} parameters; got a vector of {params.numel()}")
+        W = params[: self.n_actions * self.in_dim].view(self.n_actions, self.in_dim)
+        b = params[self.n_actions * self.in_dim:]
+        x = torch.cat([z, h], dim=-1) if self.use_memory else z
+        return (x @ W.T + b).argmax(-1)
+
+
+@torch.no_grad()
+def rollout(vae, model: MDNRNN, controller: LinearController, params, seeds, env_name: str = "cartpole-pixels",
+            max_steps: int = 500) -> np.ndarray:
+    """Returns of one episode per seed in the real environment, all played at once.
+
+    Each step: the frame is encoded to ``z_t`` (the posterior mean), the controller acts on
+    ``[z_t, h_t]``, then M reads ``(z_t, a_t)`` to give ``h_{t+1}`` (as in World Models: ``h_t`` has
+    seen everything before step t). An environment whose episode ended is no longer stepped; its
+    last frame stays in the batch and its actions are ignored."""
+    from .envs import make_env
+
+    envs = [make_env(env_name) for _ in seeds]
+    frames = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
+    device = next(model.parameters()).device
+    state = model.initial_state(len(envs))
+    live = np.ones(len(envs), bool)
+    returns = np.zeros(len(envs))
+    for _ in range(max_steps):
+        z, _ = vae.encode(torch.as_tensor(frames, device=device))
+        actions = controller.act(params, z, state[0][0])
+        _, state = model(z[None], actions[None], state)
+        for i, (env, a) in enumerate(zip(envs, actions.tolist())):
+            if not live[i]:
+                continue
+            frames[i], r, term, trunc, _ = env.step(a)
+            returns[i] += r
+            live[i] = not (term or trunc)
+        if not live.any():
+            break
+    for env in envs:
+        env.close()
+    return returns
+
+
+def train_controller(vae, model: MDNRNN, controller: LinearController, generations: int = 20, popsize: int = 16,
+                     episodes: int = 4, sigma0: float = 0.5, seed: int = 0, progress: bool = True) -> dict:
+    """CMA-ES (Hansen, 2016; the ``cma`` package) on the controller's parameters, as in World Models.
+
+    Each generation samples ``popsize`` parameter vectors; each is scored by its mean return over
+    ``episodes`` real episodes (seeds that change every generation and are shared by the whole
+    population, so that candidates are compared on the same starts). Returns ``{"params": the best
+    mean of the search distribution, "history": per generation the population's mean and best
+    fitness, "interrupted": bool}``; Ctrl-C stops after the current generation's scores."""
+    import cma
+
+    from .progress import TrainingProgress
+
+    es = cma.CMAEvolutionStrategy(np.zeros(controller.n_params), sigma0,
+                                  {"popsize": popsize, "seed": seed + 1, "verbose": -9})
+    history = {"generation": [], "mean_return": [], "best_return": []}
+    with TrainingProgress(generations, desc=f"CMA-ES ({'z, h' if controller.use_memory else 'z'})",
+                          disable=not progress) as bar:
+        for g in bar:
+            candidates = es.ask()
+            seeds = [seed * 1_000_000 + g * episodes + k for k in range(episodes)]
+            scores = [rollout(vae, model, controller, p, seeds).mean() for p in candidates]
+            es.tell(candidates, [-s for s in scores])
+            history["generation"].append(g)
+            history["mean_return"].append(float(np.mean(scores)))
+            history["best_return"].append(float(np.max(scores)))
+            bar.set_postfix(mean=f"{np.mean(scores):.1f}", best=f"{np.max(scores):.1f}")
+    return {"params": np.array(es.result.xfavorite), "history": history, "interrupted": bar.interrupted}

@@ -73,3 +73,53 @@ def test_saved_and_reloaded_model_gives_identical_outputs(tmp_path):
     (o1, s1), (o2, s2) = m(z, a), again(z, a)
     for x, y in zip(o1 + s1, o2 + s2):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_controller_reads_h_only_with_memory_and_checks_its_parameters():
+    from lstm_rl_lib.world_model import LinearController
+    z, h1, h2 = torch.zeros(3, 4), torch.randn(3, 5), -torch.randn(3, 5)
+    with_memory, without = LinearController(4, 5, 2), LinearController(4, 5, 2, use_memory=False)
+    assert with_memory.n_params == 2 * 10 and without.n_params == 2 * 5
+    params = np.zeros(with_memory.n_params)
+    params[4:9] = 1.0                       # action 0's weights on h
+    assert not torch.equal(with_memory.act(params, z, h1), with_memory.act(params, z, -h1))
+    p = np.random.default_rng(0).normal(size=without.n_params)
+    assert torch.equal(without.act(p, z + 1, h1), without.act(p, z + 1, h2))
+    with pytest.raises(ValueError, match="has 10 parameters"):
+        without.act(np.zeros(3), z, h1)
+
+
+def test_rollout_plays_the_real_environment():
+    """A controller that always pushes right (bias only) must score what CartPole-v1 gives for that."""
+    import gymnasium as gym
+    from lstm_rl_lib import vae
+    from lstm_rl_lib.world_model import LinearController, rollout
+    torch.manual_seed(0)
+    v, m = vae.ConvVAE(vae.VAEConfig(size=64, latent=4, channels=4)), MDNRNN(MDNRNNConfig(latent=4, hidden=8))
+    c = LinearController(4, 8, 2)
+    params = np.zeros(c.n_params)
+    params[-1] = 1.0                        # bias of action 1
+    got = rollout(v, m, c, params, seeds=[0, 1, 2])
+    expected = []
+    for s in (0, 1, 2):
+        env, n = gym.make("CartPole-v1"), 0
+        env.reset(seed=s)
+        while True:
+            _, r, term, trunc, _ = env.step(1)
+            n += r
+            if term or trunc:
+                break
+        expected.append(n)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_cma_es_runs_is_deterministic_and_returns_the_search_mean():
+    from lstm_rl_lib import vae
+    from lstm_rl_lib.world_model import LinearController, train_controller
+    torch.manual_seed(0)
+    v, m = vae.ConvVAE(vae.VAEConfig(size=64, latent=4, channels=4)), MDNRNN(MDNRNNConfig(latent=4, hidden=8))
+    c = LinearController(4, 8, 2)
+    runs = [train_controller(v, m, c, generations=2, popsize=4, episodes=2, progress=False) for _ in range(2)]
+    assert runs[0]["params"].shape == (c.n_params,) and len(runs[0]["history"]["mean_return"]) == 2
+    np.testing.assert_array_equal(runs[0]["params"], runs[1]["params"])
+    assert runs[0]["history"] == runs[1]["history"]

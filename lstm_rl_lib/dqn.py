@@ -24,7 +24,7 @@ from torch import nn
 from .envs import encode_observation, ended_success, make_vector_env, play_episodes, spaces_of
 from .nets import State, run_lstm
 from .progress import TrainingProgress
-from .runtime import get_device, seed_everything
+from .runtime import config_from_preset, get_device, seed_everything
 
 AGENTS = ("lstm", "mlp", "stack")
 INIT_STATES = ("zero", "stored")
@@ -131,12 +131,7 @@ PRESETS: dict[str, dict] = {
 
 def preset(task: str, **overrides) -> DQNConfig:
     """``DQNConfig`` with the settings of :data:`PRESETS` for ``task``, then ``overrides``."""
-    if task not in PRESETS:
-        raise ValueError(f"no preset for {task!r}; presets exist for {sorted(PRESETS)}")
-    settings = {**PRESETS[task], **overrides}
-    if "env_kwargs" in overrides:
-        settings["env_kwargs"] = {**PRESETS[task].get("env_kwargs", {}), **overrides["env_kwargs"]}
-    return DQNConfig(**settings)
+    return config_from_preset(DQNConfig, PRESETS, task, overrides)
 
 
 # ----------------------------------------------------------------------------------------------

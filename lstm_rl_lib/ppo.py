@@ -37,7 +37,7 @@ from torch import nn
 from .envs import SpacesInfo, encode_observation, ended_success, make_env, make_vector_env, play_episodes, spaces_of
 from .nets import SegmentLayout, State, run_lstm   # the fused LSTM over segments: shared with Chapter 4's DRQN
 from .progress import TrainingProgress
-from .runtime import get_device, seed_everything
+from .runtime import config_from_preset, get_device, seed_everything
 
 MISTAKES = (None, "shuffle-time", "final-state", "no-truncation-bootstrap")
 
@@ -151,12 +151,7 @@ PRESETS: dict[str, dict] = {
 
 def preset(task: str, **overrides) -> PPOConfig:
     """``PPOConfig`` with the settings of :data:`PRESETS` for ``task``, then ``overrides``."""
-    if task not in PRESETS:
-        raise ValueError(f"no preset for {task!r}; presets exist for {sorted(PRESETS)}")
-    settings = {**PRESETS[task], **overrides}
-    if "env_kwargs" in overrides:
-        settings["env_kwargs"] = {**PRESETS[task].get("env_kwargs", {}), **overrides["env_kwargs"]}
-    return PPOConfig(**settings)
+    return config_from_preset(PPOConfig, PRESETS, task, overrides)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,6 +26,17 @@ def get_device(prefer: str | None = None):
     return torch.device(prefer)
 
 
+def config_from_preset(config_class, presets: dict, task: str, overrides: dict):
+    """``config_class`` built from ``presets[task]``, then ``overrides`` (``env_kwargs`` merged, not
+    replaced, so that ``env_kwargs={"length": 20}`` keeps the preset's other environment settings)."""
+    if task not in presets:
+        raise ValueError(f"no preset for {task!r}; presets exist for {sorted(presets)}")
+    settings = {**presets[task], **overrides}
+    if "env_kwargs" in overrides:
+        settings["env_kwargs"] = {**presets[task].get("env_kwargs", {}), **overrides["env_kwargs"]}
+    return config_class(**settings)
+
+
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python's ``random``, NumPy's global generator and PyTorch (CPU and every GPU).
 

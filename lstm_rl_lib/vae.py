@@ -17,8 +17,7 @@ reconstruction term is minus the binary cross-entropy summed over pixels.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .envs import render_cartpole
+from .nets import SavedWithConfig
 
 # ----------------------------------------------------------------------------------------------
 # Frames (drawn by lstm_rl_lib.envs.render_cartpole)
@@ -72,8 +72,10 @@ class VAEConfig:
             raise ValueError(f"beta must be >= 0; got {self.beta}")
 
 
-class ConvVAE(nn.Module):
+class ConvVAE(SavedWithConfig, nn.Module):
     """Frames ``(N, 1, S, S)`` -> ``q(z|x) = N(mu, diag(exp(logvar)))`` -> ``z`` -> pixel logits ``(N, 1, S, S)``."""
+    config_class = VAEConfig
+
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__()
@@ -118,15 +120,6 @@ class ConvVAE(nn.Module):
         z = self.reparameterise(mu, logvar) if sample else mu
         return self.decode(z), mu, logvar, z
 
-    def save(self, path: str | Path) -> None:
-        torch.save({"config": asdict(self.config), "state_dict": self.state_dict()}, path)
-
-    @classmethod
-    def load(cls, path: str | Path, map_location=None) -> "ConvVAE":
-        saved = torch.load(path, map_location=map_location, weights_only=True)
-        vae = cls(VAEConfig(**saved["config"]))
-        vae.load_state_dict(saved["state_dict"])
-        return vae
 
 
 # ----------------------------------------------------------------------------------------------

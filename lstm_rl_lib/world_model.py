@@ -13,14 +13,15 @@ state ``(h, c)`` each ``(1, B, hidden)``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .nets import SavedWithConfig
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -40,11 +41,13 @@ class MDNRNNConfig:
                 raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
 
 
-class MDNRNN(nn.Module):
+class MDNRNN(SavedWithConfig, nn.Module):
     """``(logpi, mu, logsigma, done_logit), state = model(z, actions, state)``.
 
     ``logpi``, ``mu``, ``logsigma``: ``(T, B, latent, K)`` (``logpi`` normalised over K);
     ``done_logit``: ``(T, B)``."""
+    config_class = MDNRNNConfig
+
 
     def __init__(self, config: MDNRNNConfig | None = None):
         super().__init__()
@@ -72,15 +75,6 @@ class MDNRNN(nn.Module):
         mu, logsigma = params[..., 1, :], params[..., 2, :].clamp(-7.0, 5.0)
         return (logpi, mu, logsigma, self.done(out).squeeze(-1)), state
 
-    def save(self, path: str | Path) -> None:
-        torch.save({"config": asdict(self.config), "state_dict": self.state_dict()}, path)
-
-    @classmethod
-    def load(cls, path: str | Path, map_location=None) -> "MDNRNN":
-        saved = torch.load(path, map_location=map_location, weights_only=True)
-        model = cls(MDNRNNConfig(**saved["config"]))
-        model.load_state_dict(saved["state_dict"])
-        return model
 
 
 def mdn_nll(logpi: torch.Tensor, mu: torch.Tensor, logsigma: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

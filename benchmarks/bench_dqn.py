@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from lstm_rl_lib import dqn  # noqa: E402
 from lstm_rl_lib.envs import make_vector_env  # noqa: E402
+from lstm_rl_lib.plotting import first_reached  # noqa: E402
 from lstm_rl_lib.runtime import map_processes  # noqa: E402
 
 TARGET = 450.0
@@ -101,10 +102,7 @@ def step_cost(label: str, overrides: dict, repeats: int = 200) -> dict:
 def train_one(seed: int, steps: int) -> dict:
     torch.set_num_threads(1)
     res = dqn.run_experiment({"config": asdict(dqn.DQNConfig(total_steps=steps, seed=seed)), "eval_episodes": 20})
-    h = res["history"]
-    rolling = np.convolve(np.array(h["return"], float), np.ones(10) / 10, mode="valid")
-    hit = np.nonzero(rolling >= TARGET)[0]
-    first = (h["env_steps"][hit[0] + 9], h["seconds"][hit[0] + 9]) if len(hit) else (None, None)
+    first = first_reached(res["history"], "return", TARGET) or (None, None)
     cfg = res["config"]
     return {"seed": seed, "env_steps": -(-cfg["total_steps"] // cfg["num_envs"]) * cfg["num_envs"], "seconds": res["seconds"],
             "eval_mean": float(np.mean(res["eval"]["return"])), "eval_std": float(np.std(res["eval"]["return"])),

@@ -49,6 +49,22 @@ def bin_by_steps(env_steps: Sequence[float], values: Sequence[float], total_step
     return edges[1:], out
 
 
+def first_reached(history: Mapping[str, Sequence[float]], key: str, level: float, window: int = 10):
+    """When a training curve first reached ``level``: ``(env_steps, seconds)`` of the episode at which
+    the mean of the last ``window`` episodes' ``history[key]`` was first ``>= level``; ``None`` if never.
+
+    ``history`` holds per-episode lists ``env_steps``, ``seconds`` and ``key`` (as
+    :func:`lstm_rl_lib.dqn.train_dqn` returns)."""
+    values = np.asarray(history[key], dtype=float)
+    if len(values) < window:
+        return None
+    hit = np.nonzero(np.convolve(values, np.ones(window) / window, mode="valid") >= level)[0]
+    if not len(hit):
+        return None
+    k = hit[0] + window - 1
+    return history["env_steps"][k], history["seconds"][k]
+
+
 def pad_runs(runs: Sequence[Sequence[float]], length: int | None = None) -> np.ndarray:
     """Right-pad curves of different lengths with their last value (a run that stopped early,
     e.g. because it solved the task, keeps its final score)."""

@@ -5,7 +5,7 @@ import torch
 
 import lstm_rl_lib
 from lstm_rl_lib import TrainingProgress, get_device, plot_curves, seed_everything, show
-from lstm_rl_lib.plotting import bin_by_steps, mean_and_spread, pad_runs
+from lstm_rl_lib.plotting import bin_by_steps, first_reached, mean_and_spread, pad_runs
 
 
 def test_device_is_cuda_exactly_when_available(monkeypatch):
@@ -122,3 +122,11 @@ def test_bin_by_steps_averages_episodes_per_window_and_carries_empty_windows():
     assert np.isnan(means[0]) and means[1] == 4.0
     with pytest.raises(ValueError, match="same length"):
         bin_by_steps([1, 2], [1.0], total_steps=10)
+
+
+def test_first_reached_reads_a_rolling_mean():
+    h = {"env_steps": [10, 20, 30, 40, 50], "seconds": [1.0, 2.0, 3.0, 4.0, 5.0], "return": [0, 10, 10, 20, 0]}
+    assert first_reached(h, "return", 10, window=2) == (30, 3.0)      # mean of (10, 10) at the 3rd episode
+    assert first_reached(h, "return", 15, window=2) == (40, 4.0)
+    assert first_reached(h, "return", 16, window=2) is None
+    assert first_reached(h, "return", 0, window=6) is None            # fewer episodes than the window

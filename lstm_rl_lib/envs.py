@@ -204,8 +204,9 @@ def render_cartpole(x: np.ndarray, theta: np.ndarray, size: int = 64, pole_scale
     filled rectangle on a fixed row, the pole a thick segment from the cart's top, tilted by
     ``theta`` (radians, clockwise positive as in CartPole). The pole is drawn ``pole_scale`` times
     CartPole's length (1.0 m) so that small angles are visible at 64 x 64 (with 2.5, a tilt of 0.05 rad
-    moves the tip by about 1.3 pixels). Everything is computed on the whole batch at once: one
-    distance-to-segment per pixel."""
+    moves the tip by about 1.3 pixels). Edges are anti-aliased (grey over one pixel), so that motion by a
+    fraction of a pixel, a typical single step, still changes the frame. Everything is computed on the
+    whole batch at once: one distance-to-segment per pixel."""
     x, theta = np.atleast_1d(np.asarray(x, np.float32)), np.atleast_1d(np.asarray(theta, np.float32))
     if x.shape != theta.shape or x.ndim != 1:
         raise ValueError(f"x and theta must be 1-d arrays of the same length; got shapes {x.shape} and {theta.shape}")
@@ -217,8 +218,10 @@ def render_cartpole(x: np.ndarray, theta: np.ndarray, size: int = 64, pole_scale
     cart_y = 0.8 * size                                         # the cart's top edge, in pixels from the top
     cart_x = (x + world_width / 2) * scale                      # (N,)
     half_w, height = 0.25 * scale, 0.15 * scale
-    cart = ((np.abs(cols[None] - cart_x[:, None, None]) <= half_w)
-            & (rows[None] >= cart_y) & (rows[None] <= cart_y + height))
+    # anti-aliased: a pixel's brightness falls off linearly over the last pixel of an edge, so that a
+    # motion of a fraction of a pixel changes the frame (hard 0/1 edges would hide most single steps)
+    inside_x = np.clip(half_w + 0.5 - np.abs(cols[None] - cart_x[:, None, None]), 0.0, 1.0)
+    cart = inside_x * ((rows[None] >= cart_y) & (rows[None] <= cart_y + height))
     # pole: segment from (cart_x, cart_y) to its tip, 2 * POLE_HALF_LENGTH metres long
     length = 2 * POLE_HALF_LENGTH * scale * pole_scale
     tip_x, tip_y = cart_x + length * np.sin(theta), cart_y - length * np.cos(theta)
@@ -226,7 +229,7 @@ def render_cartpole(x: np.ndarray, theta: np.ndarray, size: int = 64, pole_scale
     px, py = cols[None] - cart_x[:, None, None], rows[None] - cart_y
     t = np.clip((px * dx + py * dy) / (dx * dx + dy * dy), 0.0, 1.0)
     dist = np.hypot(px - t * dx, py - t * dy)
-    pole = dist <= max(1.0, 0.06 * scale)
+    pole = np.clip(max(1.0, 0.06 * scale) + 0.5 - dist, 0.0, 1.0)
     track = np.abs(rows - (cart_y + height + 1.0)) <= 0.5
     frames = np.maximum(cart, pole).astype(np.float32)
     frames = np.maximum(frames, 0.5 * track[None].astype(np.float32))

@@ -1,19 +1,21 @@
 """V of World Models: CartPole drawn as pixels, and a convolutional variational autoencoder.
 
 Chapter 6 teaches this module (Ha & Schmidhuber, 2018, *World Models*; Kingma & Welling, 2014,
-*Auto-Encoding Variational Bayes*). What is here, top to bottom: frames of CartPole visited by a
-random policy (drawn by :func:`lstm_rl_lib.envs.render_cartpole`, fast enough to make every frame
-of a training run; no data set is downloaded); the VAE (encoder to a Gaussian posterior over a
+*Auto-Encoding Variational Bayes*). What is here, top to bottom: episodes of CartPole played by a
+random policy (:func:`explore_cartpole`; their frames are drawn by
+:func:`lstm_rl_lib.envs.render_cartpole`, fast enough to draw every frame of a training run; no data
+set is downloaded); the VAE (encoder to a Gaussian posterior over a
 latent ``z``, the reparameterisation trick, a decoder back to pixel logits); the ELBO with a
-``beta`` weight on the KL term; saving and loading.
+``beta`` weight on the KL term; training.
 
 The ELBO of one frame ``x`` (to be maximised; the loss is its negative)::
 
     ELBO(x) = E_{q(z|x)}[log p(x|z)] - beta * KL(q(z|x) || N(0, I))
     KL(N(mu, sigma^2) || N(0, 1)) = 0.5 * sum(mu^2 + sigma^2 - log sigma^2 - 1)
 
-with ``p(x|z)`` a Bernoulli per pixel (the frames are nearly black and white), so the
-reconstruction term is minus the binary cross-entropy summed over pixels.
+with ``p(x|z)`` a Bernoulli per pixel (the frames are black and white but for their anti-aliased
+edges, and the cross-entropy accepts grey targets), so the reconstruction term is minus the binary
+cross-entropy summed over pixels.
 """
 from __future__ import annotations
 
@@ -30,24 +32,81 @@ from .nets import SavedWithConfig
 # ----------------------------------------------------------------------------------------------
 # Frames (drawn by lstm_rl_lib.envs.render_cartpole)
 # ----------------------------------------------------------------------------------------------
-def random_cartpole_frames(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
-    """``n`` frames of CartPole states seen by a random policy (``(n, size, size)``, float32).
+@dataclass
+class Episodes:
+    """Episodes of CartPole: ``states[i]`` ``(L_i + 1, 4)`` (the states seen, the last one after the final
+    action), ``actions[i]`` ``(L_i,)``, ``terminated[i]``: the episode ended because the pole fell or the
+    cart left the track (``False``: it was cut by the end of the collection)."""
+    states: list
+    actions: list
+    terminated: np.ndarray
 
-    Episodes of CartPole-v1 with uniformly random actions, all steps kept, so the frames show the
-    positions and angles the random policy visits (Chapter 6's training set for V)."""
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def steps(self) -> int:
+        return int(sum(len(a) for a in self.actions))
+
+    def all_states(self) -> np.ndarray:
+        return np.concatenate(self.states)
+
+    def frames(self, size: int = 64) -> np.ndarray:
+        """Every state of every episode drawn as a frame: ``(sum(L_i + 1), size, size)``."""
+        s = self.all_states()
+        return render_cartpole(s[:, 0], s[:, 2], size)
+
+
+SPREAD_LOW = np.array([-2.0, -1.0, -0.15, -1.0])    # x, x_dot, theta, theta_dot of spread-out starts
+SPREAD_HIGH = -SPREAD_LOW
+
+
+def explore_cartpole(n_envs: int = 64, steps: int = 400, seed: int = 0, spread: bool = True) -> Episodes:
+    """Episodes of CartPole-v1 played by a **random policy** (the data of V and M, as in World Models).
+
+    ``n_envs`` environments for ``steps`` steps each (Gymnasium's vectorised CartPole). With
+    ``spread=True`` every episode starts from a state drawn uniformly from ``SPREAD_LOW..SPREAD_HIGH``
+    (the cart anywhere on the track, the pole tilted and moving); with ``spread=False`` from CartPole's
+    own starts (every number within +-0.05), where a random policy's episodes stay near the centre of
+    the track. ``seed`` fixes everything."""
     import gymnasium as gym
 
-    env = gym.make("CartPole-v1")
-    rng = np.random.default_rng(seed)
-    xs, thetas = [], []
-    obs, _ = env.reset(seed=seed)
-    while len(xs) < n:
-        xs.append(obs[0]); thetas.append(obs[2])
-        obs, _, term, trunc, _ = env.step(int(rng.integers(2)))
-        if term or trunc:
-            obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
-    env.close()
-    return render_cartpole(np.array(xs), np.array(thetas), size)
+    if n_envs < 1 or steps < 1:
+        raise ValueError(f"n_envs and steps must be positive; got {n_envs} and {steps}")
+    venv = gym.make_vec("CartPole-v1", num_envs=n_envs, vectorization_mode="vector_entry_point")
+    venv.reset(seed=seed)
+    cp, rng = venv.unwrapped, np.random.default_rng(seed)
+
+    def restart(idx):
+        if spread:
+            cp.state[:, idx] = rng.uniform(SPREAD_LOW[:, None], SPREAD_HIGH[:, None], (4, len(idx)))
+        else:
+            cp.state[:, idx] = rng.uniform(-0.05, 0.05, (4, len(idx)))
+        cp.steps[idx], cp.prev_done[idx] = 0, False                   # restarted here, not by autoreset
+
+    restart(np.arange(n_envs))
+    states = [[cp.state[:, i].copy()] for i in range(n_envs)]
+    actions = [[] for _ in range(n_envs)]
+    out = Episodes([], [], [])
+    for t in range(steps):
+        a = rng.integers(2, size=n_envs)
+        obs, _, term, trunc, _ = venv.step(a)
+        for i in range(n_envs):
+            actions[i].append(int(a[i]))
+            states[i].append(obs[i].astype(np.float64))
+            if term[i] or trunc[i] or t == steps - 1:
+                out.states.append(np.array(states[i], np.float32))
+                out.actions.append(np.array(actions[i], np.int64))
+                out.terminated.append(bool(term[i]))
+                actions[i] = []
+        done = np.flatnonzero(term | trunc)
+        if len(done):
+            restart(done)
+            for i in done:
+                states[i] = [cp.state[:, i].copy()]
+    venv.close()
+    out.terminated = np.array(out.terminated, bool)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -56,11 +115,13 @@ def random_cartpole_frames(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
 @dataclass
 class VAEConfig:
     """``size``: frame side in pixels (a multiple of 16); ``latent``: dimension of ``z`` (World
-    Models uses 32); ``channels``: width of the first convolution (doubled at each of 4 layers);
+    Models uses 32); ``channels``: width of the first convolution (doubled at each of 4 layers; World
+    Models uses 32, CartPole's two moving shapes need far fewer, and the encoder runs at every step
+    of every controller's episode);
     ``beta``: weight of the KL term in the loss."""
     size: int = 64
     latent: int = 32
-    channels: int = 16
+    channels: int = 8
     beta: float = 1.0
 
     def __post_init__(self):
@@ -147,3 +208,78 @@ def vae_loss(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: to
     """``mean(recon + beta * kl)`` over the batch (the negative beta-ELBO), and the two terms' means."""
     recon, kl = elbo_terms(x, logits, mu, logvar)
     return (recon + beta * kl).mean(), {"recon": recon.mean().detach(), "kl": kl.mean().detach()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+def train_vae(frames: np.ndarray, config: VAEConfig | None = None, epochs: int = 6, batch_size: int = 128,
+              lr: float = 1e-3, holdout: float = 0.1, seed: int = 0, progress: bool = True) -> dict:
+    """Adam on the negative beta-ELBO over ``frames`` ``(N, S, S)``; a random ``holdout`` fraction is
+    kept aside and scored after every epoch with ``z = mu`` (the posterior mean, as the controller uses
+    it). Returns ``{"model", "history": per epoch the held-out "recon" (nats per frame), "kl" (nats),
+    "mse" (mean squared pixel error), "seconds", "interrupted"}``; Ctrl-C keeps the model trained so far."""
+    import time
+
+    from .progress import TrainingProgress
+
+    config = config or VAEConfig()
+    x = torch.as_tensor(np.asarray(frames, np.float32))
+    if x.dim() != 3 or tuple(x.shape[1:]) != (config.size, config.size):
+        raise ValueError(f"frames must have shape (N, {config.size}, {config.size}); got {tuple(x.shape)}")
+    if not 0 < holdout < 1:
+        raise ValueError(f"holdout must be a fraction in (0, 1); got {holdout}")
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = ConvVAE(config)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    order = torch.randperm(len(x), generator=g)
+    n_test = max(1, int(holdout * len(x)))
+    test, train = x[order[:n_test]], x[order[n_test:]]
+    history = {"epoch": [], "recon": [], "kl": [], "mse": [], "seconds": []}
+    start = time.perf_counter()
+    with TrainingProgress(epochs, desc="VAE", disable=not progress) as bar:
+        for epoch in bar:
+            model.train()
+            perm = torch.randperm(len(train), generator=g)
+            for i in range(0, len(train), batch_size):
+                xb = train[perm[i:i + batch_size]]
+                mu, logvar = model.encode(xb)
+                logits = model.decode(model.reparameterise(mu, logvar, g))
+                loss, _ = vae_loss(xb, logits, mu, logvar, config.beta)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            scores = evaluate_vae(model, test)
+            for k, v in scores.items():
+                history[k].append(v)
+            history["epoch"].append(epoch + 1)
+            history["seconds"].append(time.perf_counter() - start)
+            bar.set_postfix(recon=f"{scores['recon']:.1f}", kl=f"{scores['kl']:.1f}")
+    model.eval()
+    return {"model": model, "history": history, "interrupted": bar.interrupted}
+
+
+@torch.no_grad()
+def evaluate_vae(model: ConvVAE, frames, batch_size: int = 1024) -> dict:
+    """Mean over ``frames`` of the reconstruction loss (nats per frame), the KL (nats) and the squared
+    pixel error, decoding the posterior mean."""
+    x = torch.as_tensor(np.asarray(frames, np.float32))
+    totals = {"recon": 0.0, "kl": 0.0, "mse": 0.0}
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        logits, mu, logvar, _ = model(xb, sample=False)
+        recon, kl = elbo_terms(xb, logits, mu, logvar)
+        totals["recon"] += recon.sum().item()
+        totals["kl"] += kl.sum().item()
+        totals["mse"] += ((torch.sigmoid(logits).reshape(xb.shape) - xb) ** 2).flatten(1).mean(1).sum().item()
+    return {k: v / len(x) for k, v in totals.items()}
+
+
+@torch.no_grad()
+def encode_frames(model: ConvVAE, frames, batch_size: int = 1024) -> np.ndarray:
+    """Posterior means ``mu`` ``(N, latent)`` of ``frames`` ``(N, S, S)``."""
+    x = torch.as_tensor(np.asarray(frames, np.float32))
+    device = next(model.parameters()).device
+    return torch.cat([model.encode(x[i:i + batch_size].to(device))[0].cpu()
+                      for i in range(0, len(x), batch_size)]).numpy()

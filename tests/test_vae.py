@@ -75,13 +75,16 @@ def test_renderer_draws_cart_position_and_pole_angle():
     assert centre(frames[0]) < 20 < 44 < centre(frames[1])                      # the cart moves with x
     assert centre(frames[2]) > 32.5 > centre(frames[3])                        # positive angle leans right
     assert not np.array_equal(frames[2], envs.render_cartpole([0.0], [0.19])[0])  # small angle changes are visible
+    # anti-aliased edges: a move by a tenth of a pixel (0.01 m, 0.002 rad) still changes the frame
+    still, moved, tilted = envs.render_cartpole([0.5, 0.51, 0.5], [0.01, 0.01, 0.012])
+    assert 0 < np.abs(moved - still).max() < 1 and 0 < np.abs(tilted - still).max() < 1
     with pytest.raises(ValueError, match="same length"):
         envs.render_cartpole([0.0, 1.0], [0.0])
 
 
 def test_a_few_steps_of_training_lower_the_loss():
     torch.manual_seed(0)
-    frames = torch.as_tensor(vae.random_cartpole_frames(64, size=32, seed=1))
+    frames = torch.as_tensor(vae.explore_cartpole(8, 8, seed=1).frames(32)[:64])
     net = ConvVAE(VAEConfig(size=32, latent=4, channels=8))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     losses = []
@@ -108,3 +111,31 @@ def test_pixel_cartpole_shows_the_hidden_state_and_passes_gymnasiums_checks():
     assert gym.make("lstm_rl/CartPolePixels-v1", size=32).reset(seed=0)[0].shape == (32, 32)
     with pytest.raises(envs.UnsupportedSpaceError, match="VAE encoder"):
         envs.spaces_of(env)
+
+
+def test_exploration_episodes_are_consistent_and_spread_covers_the_track():
+    from lstm_rl_lib.envs import X_THRESHOLD
+    eps = vae.explore_cartpole(16, 60, seed=2)
+    assert eps.steps == 16 * 60 and len(eps.terminated) == len(eps)
+    for states, actions, term in zip(eps.states, eps.actions, eps.terminated):
+        assert states.shape == (len(actions) + 1, 4) and set(np.unique(actions)) <= {0, 1}
+        inside = (np.abs(states[:, 0]) <= X_THRESHOLD) & (np.abs(states[:, 2]) <= 12 * 2 * np.pi / 360)
+        assert inside[:-1].all() and inside[-1] != term          # only a terminated episode ends outside
+    assert eps.frames(32).shape == (sum(len(a) + 1 for a in eps.actions), 32, 32)
+    centre = vae.explore_cartpole(16, 60, seed=2, spread=False)
+    assert np.ptp(eps.all_states()[:, 0]) > 3.0 > 1.0 > np.ptp(centre.all_states()[:, 0])
+    again = vae.explore_cartpole(16, 60, seed=2)
+    np.testing.assert_array_equal(again.all_states(), eps.all_states())
+
+
+def test_train_vae_is_deterministic_improves_and_checks_its_input():
+    frames = vae.explore_cartpole(8, 40, seed=0).frames(32)
+    runs = [vae.train_vae(frames, VAEConfig(size=32, latent=4, channels=4), epochs=3, batch_size=32, lr=3e-3,
+                          progress=False) for _ in range(2)]
+    h = runs[0]["history"]
+    assert h["epoch"] == [1, 2, 3] and h["recon"][-1] < h["recon"][0]
+    assert h["recon"] == runs[1]["history"]["recon"]
+    z = vae.encode_frames(runs[0]["model"], frames[:5])
+    assert z.shape == (5, 4)
+    with pytest.raises(ValueError, match=r"frames must have shape \(N, 64, 64\)"):
+        vae.train_vae(frames, VAEConfig(size=64), epochs=1, progress=False)

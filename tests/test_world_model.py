@@ -79,47 +79,112 @@ def test_controller_reads_h_only_with_memory_and_checks_its_parameters():
     from lstm_rl_lib.world_model import LinearController
     z, h1, h2 = torch.zeros(3, 4), torch.randn(3, 5), -torch.randn(3, 5)
     with_memory, without = LinearController(4, 5, 2), LinearController(4, 5, 2, use_memory=False)
-    assert with_memory.n_params == 2 * 10 and without.n_params == 2 * 5
+    assert with_memory.n_params == 10 and without.n_params == 5          # two actions: one unit
+    assert LinearController(4, 5, 3).n_params == 3 * 10                 # more: one unit per action
     params = np.zeros(with_memory.n_params)
-    params[4:9] = 1.0                       # action 0's weights on h
+    params[4:9] = 1.0                       # the weights on h
     assert not torch.equal(with_memory.act(params, z, h1), with_memory.act(params, z, -h1))
     p = np.random.default_rng(0).normal(size=without.n_params)
     assert torch.equal(without.act(p, z + 1, h1), without.act(p, z + 1, h2))
-    with pytest.raises(ValueError, match="has 10 parameters"):
+    with pytest.raises(ValueError, match="has 5 parameters"):
         without.act(np.zeros(3), z, h1)
+    with pytest.raises(ValueError, match="feature statistics must have 9 numbers"):
+        LinearController(4, 5, 2, feature_mean=np.zeros(7))
+
+
+def test_a_population_is_scored_row_by_row_and_standardisation_is_applied():
+    from lstm_rl_lib.world_model import LinearController
+    g = torch.Generator().manual_seed(0)
+    z, h = torch.randn(6, 4, generator=g), torch.randn(6, 5, generator=g)
+    c = LinearController(4, 5, 3)
+    pop = np.random.default_rng(1).normal(size=(3, c.n_params))
+    which = torch.tensor([0, 1, 2, 2, 1, 0])
+    together = c.act(pop, z, h, which)
+    one_by_one = torch.stack([c.act(pop[k], z[i:i + 1], h[i:i + 1])[0] for i, k in enumerate(which.tolist())])
+    assert torch.equal(together, one_by_one)
+    mean, std = np.random.default_rng(2).normal(size=9), np.full(9, 2.0)
+    scaled = LinearController(4, 5, 3, feature_mean=mean, feature_std=std)
+    x = (torch.cat([z, h], -1) - torch.as_tensor(mean, dtype=torch.float32)) / 2.0
+    assert torch.equal(scaled.act(pop, z, h, which), c.act(pop, x[:, :4], x[:, 4:], which))
+
+
+def _tiny():
+    from lstm_rl_lib import vae
+    torch.manual_seed(0)
+    return vae.ConvVAE(vae.VAEConfig(size=64, latent=4, channels=4)), MDNRNN(MDNRNNConfig(latent=4, hidden=8))
 
 
 def test_rollout_plays_the_real_environment():
-    """A controller that always pushes right (bias only) must score what CartPole-v1 gives for that."""
+    """A controller that always pushes right (bias only) must score what CartPole-v1 gives for that,
+    from the same start states; every candidate of a population plays the same starts."""
     import gymnasium as gym
-    from lstm_rl_lib import vae
-    from lstm_rl_lib.world_model import LinearController, rollout
-    torch.manual_seed(0)
-    v, m = vae.ConvVAE(vae.VAEConfig(size=64, latent=4, channels=4)), MDNRNN(MDNRNNConfig(latent=4, hidden=8))
+    from lstm_rl_lib.world_model import LinearController, rollout, start_states
+    v, m = _tiny()
     c = LinearController(4, 8, 2)
-    params = np.zeros(c.n_params)
-    params[-1] = 1.0                        # bias of action 1
-    got = rollout(v, m, c, params, seeds=[0, 1, 2])
-    expected = []
-    for s in (0, 1, 2):
-        env, n = gym.make("CartPole-v1"), 0
-        env.reset(seed=s)
-        while True:
-            _, r, term, trunc, _ = env.step(1)
-            n += r
-            if term or trunc:
-                break
-        expected.append(n)
-    np.testing.assert_array_equal(got, expected)
+    right, left = np.zeros(c.n_params), np.zeros(c.n_params)
+    right[-1], left[-1] = 1.0, -1.0          # the bias of the one unit: > 0 pushes right
+    got = rollout(v, m, c, np.stack([right, left, right]), episodes=3, seed=7)
+    expected = {}
+    for action in (0, 1):
+        expected[action] = []
+        for start in start_states(3, 7).T:
+            env, n = gym.make("CartPole-v1"), 0
+            env.reset(seed=0)
+            env.unwrapped.state = start.copy()
+            while True:
+                _, r, term, trunc, _ = env.step(action)
+                n += r
+                if term or trunc:
+                    break
+            expected[action].append(n)
+    np.testing.assert_array_equal(got, [expected[1], expected[0], expected[1]])
+    rec = rollout(v, m, c, right, episodes=2, seed=7, record=True)
+    L = int(rec["returns"][0, 0])
+    assert rec["frames"].shape == (L, 64, 64) and rec["z"].shape == (L, 4) and (rec["actions"] == 1).all()
+    np.testing.assert_allclose(rec["states"][0], start_states(2, 7)[:, 0], rtol=0, atol=1e-6)
+
+
+def test_sequences_align_inputs_and_targets_and_memory_features_start_empty():
+    from lstm_rl_lib import vae
+    from lstm_rl_lib.world_model import memory_features, sequences
+    v, m = _tiny()
+    eps = vae.explore_cartpole(4, 30, seed=0)
+    d = sequences(v, eps)
+    mus = vae.encode_frames(v, eps.frames())
+    L0 = len(eps.actions[0])
+    torch.testing.assert_close(d["z"][:L0, 0], torch.as_tensor(mus[:L0]))
+    torch.testing.assert_close(d["next_z"][:L0, 0], torch.as_tensor(mus[1:L0 + 1]))
+    assert d["mask"][:, 0].sum() == L0 and d["dones"][L0 - 1, 0] == float(eps.terminated[0])
+    assert d["dones"].sum() == eps.terminated.sum() and d["mask"].sum() == eps.steps
+    f = memory_features(m, d)
+    N = len(eps)                            # rows are time-major: first every episode's step 0, then step 1 ...
+    assert f.shape == (eps.steps, 4 + 8) and np.all(f[:N, 4:] == 0)               # h_0 = 0
+    with torch.no_grad():
+        h = m.step(d["z"][0, :1], d["actions"][0, :1], m.initial_state(1))[0]       # h_1 of episode 0 by hand
+    np.testing.assert_allclose(f[N, 4:], h[0, 0].numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(f[N, :4], d["z"][1, 0].numpy())
+
+
+def test_train_world_model_runs_and_is_deterministic():
+    from lstm_rl_lib import vae
+    from lstm_rl_lib.world_model import train_world_model
+    v, _ = _tiny()
+    eps = vae.explore_cartpole(4, 30, seed=0)
+    runs = [train_world_model(v, eps, MDNRNNConfig(latent=4, hidden=8), epochs=2, batch_size=4, progress=False)
+            for _ in range(2)]
+    h = runs[0]["history"]
+    assert h["epoch"] == [1, 2] and h["z_nll"] == runs[1]["history"]["z_nll"]
+    assert h["copy_mse"][0] == h["copy_mse"][1] > 0
+    with pytest.raises(ValueError, match="latent"):
+        train_world_model(v, eps, MDNRNNConfig(latent=5), epochs=1, progress=False)
 
 
 def test_cma_es_runs_is_deterministic_and_returns_the_search_mean():
-    from lstm_rl_lib import vae
     from lstm_rl_lib.world_model import LinearController, train_controller
-    torch.manual_seed(0)
-    v, m = vae.ConvVAE(vae.VAEConfig(size=64, latent=4, channels=4)), MDNRNN(MDNRNNConfig(latent=4, hidden=8))
+    v, m = _tiny()
     c = LinearController(4, 8, 2)
     runs = [train_controller(v, m, c, generations=2, popsize=4, episodes=2, progress=False) for _ in range(2)]
     assert runs[0]["params"].shape == (c.n_params,) and len(runs[0]["history"]["mean_return"]) == 2
     np.testing.assert_array_equal(runs[0]["params"], runs[1]["params"])
-    assert runs[0]["history"] == runs[1]["history"]
+    assert runs[0]["history"]["mean_return"] == runs[1]["history"]["mean_return"]
+    assert runs[0]["history"]["env_steps"][-1] > 0 and runs[0]["solved_at"] is None

@@ -214,14 +214,19 @@ def vae_loss(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: to
 # Training
 # ----------------------------------------------------------------------------------------------
 def train_vae(frames: np.ndarray, config: VAEConfig | None = None, epochs: int = 6, batch_size: int = 128,
-              lr: float = 1e-3, holdout: float = 0.1, seed: int = 0, progress: bool = True) -> dict:
+              lr: float = 1e-3, holdout: float = 0.1, seed: int = 0, progress: bool = True,
+              device: str | torch.device | None = None) -> dict:
     """Adam on the negative beta-ELBO over ``frames`` ``(N, S, S)``; a random ``holdout`` fraction is
     kept aside and scored after every epoch with ``z = mu`` (the posterior mean, as the controller uses
     it). Returns ``{"model", "history": per epoch the held-out "recon" (nats per frame), "kl" (nats),
-    "mse" (mean squared pixel error), "seconds", "interrupted"}``; Ctrl-C keeps the model trained so far."""
+    "mse" (mean squared pixel error), "seconds", "interrupted"}``; Ctrl-C keeps the model trained so far.
+    ``device``: where to train (default: CUDA when present)."""
     import time
 
     from .progress import TrainingProgress
+    from .runtime import get_device
+
+    device = torch.device(device) if device is not None else get_device()
 
     config = config or VAEConfig()
     x = torch.as_tensor(np.asarray(frames, np.float32))
@@ -231,9 +236,10 @@ def train_vae(frames: np.ndarray, config: VAEConfig | None = None, epochs: int =
         raise ValueError(f"holdout must be a fraction in (0, 1); got {holdout}")
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = ConvVAE(config)
+    model = ConvVAE(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    order = torch.randperm(len(x), generator=g)
+    x = x.to(device)
+    order = torch.randperm(len(x), generator=g).to(device)
     n_test = max(1, int(holdout * len(x)))
     test, train = x[order[:n_test]], x[order[n_test:]]
     history = {"epoch": [], "recon": [], "kl": [], "mse": [], "seconds": []}
@@ -241,11 +247,12 @@ def train_vae(frames: np.ndarray, config: VAEConfig | None = None, epochs: int =
     with TrainingProgress(epochs, desc="VAE", disable=not progress) as bar:
         for epoch in bar:
             model.train()
-            perm = torch.randperm(len(train), generator=g)
+            perm = torch.randperm(len(train), generator=g).to(device)
             for i in range(0, len(train), batch_size):
                 xb = train[perm[i:i + batch_size]]
                 mu, logvar = model.encode(xb)
-                logits = model.decode(model.reparameterise(mu, logvar, g))
+                eps = torch.randn(mu.shape, generator=g).to(device)       # CPU generator: same numbers on any device
+                logits = model.decode(mu + torch.exp(0.5 * logvar) * eps)
                 loss, _ = vae_loss(xb, logits, mu, logvar, config.beta)
                 opt.zero_grad()
                 loss.backward()
@@ -265,9 +272,10 @@ def evaluate_vae(model: ConvVAE, frames, batch_size: int = 1024) -> dict:
     """Mean over ``frames`` of the reconstruction loss (nats per frame), the KL (nats) and the squared
     pixel error, decoding the posterior mean."""
     x = torch.as_tensor(np.asarray(frames, np.float32))
+    device = next(model.parameters()).device
     totals = {"recon": 0.0, "kl": 0.0, "mse": 0.0}
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size]
+        xb = x[i:i + batch_size].to(device)
         logits, mu, logvar, _ = model(xb, sample=False)
         recon, kl = elbo_terms(xb, logits, mu, logvar)
         totals["recon"] += recon.sum().item()

@@ -9,6 +9,13 @@ state ``h_t`` is the memory that the controller reads beside ``z_t``.
 
 Shapes are time-major as everywhere in the library: ``z`` ``(T, B, latent)``, ``actions`` ``(T, B)``,
 state ``(h, c)`` each ``(1, B, hidden)``.
+
+Top to bottom: M (config, network, mixture NLL, loss, sampling with a temperature); its data
+(:func:`sequences`: random-policy episodes encoded by V) and training (:func:`train_world_model`);
+what the controller sees (:func:`memory_features`) and M's imagination (:func:`dream`); then C
+(:class:`LinearController`), rollouts of a whole population in the real pixel CartPole
+(:func:`rollout`), CMA-ES (:func:`train_controller`) and one picklable run for worker processes
+(:func:`run_controller`).
 """
 from __future__ import annotations
 
@@ -133,7 +140,9 @@ def sequences(vae, episodes) -> dict:
     """M's training data from :class:`lstm_rl_lib.vae.Episodes`: every frame encoded (posterior mean),
     episodes padded to the longest, time-major. ``z`` ``(T, N, latent)`` and ``actions`` ``(T, N)`` are the
     inputs, ``next_z`` ``(T, N, latent)`` and ``dones`` ``(T, N)`` (1 at a terminated episode's last step)
-    the targets, ``mask`` ``(T, N)`` marks real steps."""
+    the targets, ``mask`` ``(T, N)`` marks real steps; ``states`` ``(T, N, 4)``: the true CartPole state at
+    each step (for probes and plots; M never sees it). ``data["states"][data["mask"].bool()]`` lists the
+    real steps in the order of :func:`memory_features`."""
     from .vae import encode_frames
 
     size = vae.config.size
@@ -142,37 +151,44 @@ def sequences(vae, episodes) -> dict:
     latent = mus.shape[1]
     z = np.zeros((T + 1, N, latent), np.float32)
     actions, mask, dones = np.zeros((T, N), np.int64), np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
+    states = np.zeros((T, N, 4), np.float32)
     start = 0
     for i, a in enumerate(episodes.actions):
         L = len(a)
         z[: L + 1, i] = mus[start:start + L + 1]
         actions[:L, i], mask[:L, i], dones[L - 1, i] = a, 1.0, float(episodes.terminated[i])
+        states[:L, i] = episodes.states[i][:L]
         start += L + 1
     t = lambda v: torch.as_tensor(v)
-    return {"z": t(z[:-1]), "actions": t(actions), "next_z": t(z[1:]), "dones": t(dones), "mask": t(mask)}
+    return {"z": t(z[:-1]), "actions": t(actions), "next_z": t(z[1:]), "dones": t(dones), "mask": t(mask),
+            "states": t(states)}
 
 
 def train_world_model(vae, episodes, config: MDNRNNConfig | None = None, epochs: int = 20, batch_size: int = 64,
-                      lr: float = 1e-3, holdout: float = 0.1, seed: int = 0, progress: bool = True) -> dict:
+                      lr: float = 1e-3, holdout: float = 0.1, seed: int = 0, progress: bool = True,
+                      device: str | torch.device | None = None) -> dict:
     """Adam on :func:`world_model_loss` over the random-policy ``episodes`` encoded by ``vae`` (which
     stays fixed). A random ``holdout`` fraction of the episodes is scored after every epoch: the next-z
     NLL (nats per latent dimension), the end-of-episode cross-entropy, and the squared error of the
     predicted mean ``E[z_{t+1}]`` beside the error of simply repeating ``z_t`` ("copy"), the baseline
-    that any useful model of motion must beat. Returns ``{"model", "history", "interrupted"}``."""
+    that any useful model of motion must beat. Returns ``{"model", "history", "interrupted"}``.
+    ``device``: where to train (default: CUDA when present)."""
     import time
 
     from .progress import TrainingProgress
+    from .runtime import get_device
 
-    data = sequences(vae, episodes)
+    device = torch.device(device) if device is not None else get_device()
+    data = {k: v.to(device) for k, v in sequences(vae, episodes).items() if k != "states"}
     config = config or MDNRNNConfig(latent=data["z"].shape[-1])
     if config.latent != data["z"].shape[-1]:
         raise ValueError(f"config.latent = {config.latent} but the VAE's latent has {data['z'].shape[-1]} dimensions")
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = MDNRNN(config)
+    model = MDNRNN(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     N = data["z"].shape[1]
-    order = torch.randperm(N, generator=g)
+    order = torch.randperm(N, generator=g).to(device)
     n_test = max(1, int(holdout * N))
     test, train = order[:n_test], order[n_test:]
     pick = lambda idx: {k: v[:, idx] for k, v in data.items()}
@@ -180,7 +196,7 @@ def train_world_model(vae, episodes, config: MDNRNNConfig | None = None, epochs:
     start = time.perf_counter()
     with TrainingProgress(epochs, desc="MDN-RNN", disable=not progress) as bar:
         for epoch in bar:
-            perm = train[torch.randperm(len(train), generator=g)]
+            perm = train[torch.randperm(len(train), generator=g).to(device)]
             for i in range(0, len(perm), batch_size):
                 b = pick(perm[i:i + batch_size])
                 outputs, _ = model(b["z"], b["actions"])
@@ -216,11 +232,31 @@ def evaluate_world_model(model: MDNRNN, data: dict) -> dict:
 def memory_features(model: MDNRNN, data: dict) -> np.ndarray:
     """``[z_t, h_t]`` at every real step of padded ``data`` (from :func:`sequences`), ``(steps, latent +
     hidden)``, where ``h_t`` is M's hidden state before it reads ``z_t``: what the controller sees."""
-    x = torch.cat([data["z"], F.one_hot(data["actions"], model.config.n_actions).to(data["z"].dtype)], dim=-1)
+    device = next(model.parameters()).device
+    z, actions = data["z"].to(device), data["actions"].to(device)
+    x = torch.cat([z, F.one_hot(actions, model.config.n_actions).to(z.dtype)], dim=-1)
     out, _ = model.lstm(x, model.initial_state(x.shape[1]))
     h = torch.cat([torch.zeros_like(out[:1]), out[:-1]])
-    keep = data["mask"].bool()
-    return torch.cat([data["z"], h], dim=-1)[keep].numpy()
+    keep = data["mask"].to(device).bool()
+    return torch.cat([z, h], dim=-1)[keep].cpu().numpy()
+
+
+@torch.no_grad()
+def dream(model: MDNRNN, z0, actions, temperature: float = 1.0, seed: int = 0) -> dict:
+    """M imagining an episode: from a real first latent ``z0`` ``(latent,)``, M reads ``(z_t, a_t)`` for the
+    given ``actions`` ``(T,)`` and **its own sample** of ``z_{t+1}`` (:func:`sample_next_z` at ``temperature``)
+    becomes the next input; no frame is seen after the first. Returns ``{"z": (T + 1, latent),
+    "done_prob": (T,)}``: decode ``z`` with the VAE to watch the dream."""
+    g = torch.Generator().manual_seed(seed)
+    p = next(model.parameters())
+    z = torch.as_tensor(np.asarray(z0), dtype=p.dtype, device=p.device).reshape(1, -1)
+    state, zs, done = model.initial_state(1), [z[0]], []
+    for a in np.asarray(actions).ravel():
+        (logpi, mu, logsigma, done_logit), state = model(z[None], torch.tensor([[int(a)]], device=p.device), state)
+        z = sample_next_z(logpi[0], mu[0], logsigma[0], temperature, g if p.device.type == "cpu" else None)
+        zs.append(z[0])
+        done.append(torch.sigmoid(done_logit[0, 0]).item())
+    return {"z": torch.stack(zs).cpu().numpy(), "done_prob": np.array(done)}
 
 
 # ----------------------------------------------------------------------------------------------

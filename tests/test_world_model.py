@@ -156,6 +156,7 @@ def test_sequences_align_inputs_and_targets_and_memory_features_start_empty():
     torch.testing.assert_close(d["next_z"][:L0, 0], torch.as_tensor(mus[1:L0 + 1]))
     assert d["mask"][:, 0].sum() == L0 and d["dones"][L0 - 1, 0] == float(eps.terminated[0])
     assert d["dones"].sum() == eps.terminated.sum() and d["mask"].sum() == eps.steps
+    np.testing.assert_array_equal(d["states"][:L0, 0].numpy(), eps.states[0][:L0])
     f = memory_features(m, d)
     N = len(eps)                            # rows are time-major: first every episode's step 0, then step 1 ...
     assert f.shape == (eps.steps, 4 + 8) and np.all(f[:N, 4:] == 0)               # h_0 = 0

@@ -26,6 +26,18 @@ def get_device(prefer: str | None = None):
     return torch.device(prefer)
 
 
+def noise(like, generator=None, uniform: bool = False):
+    """Standard normal (or, with ``uniform``, U[0, 1)) noise shaped like the tensor ``like``, on its device
+    and dtype. ``generator`` draws on its own device (a ``torch.Generator()`` is a CPU one), so a seeded
+    CPU generator gives the same numbers whether the model runs on the CPU or a GPU."""
+    import torch
+
+    draw = torch.rand if uniform else torch.randn
+    if generator is None:
+        return draw(like.shape, device=like.device, dtype=like.dtype)
+    return draw(like.shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
+
+
 def config_from_preset(config_class, presets: dict, task: str, overrides: dict):
     """``config_class`` built from ``presets[task]``, then ``overrides`` (``env_kwargs`` merged, not
     replaced, so that ``env_kwargs={"length": 20}`` keeps the preset's other environment settings)."""

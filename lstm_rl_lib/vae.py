@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from .envs import render_cartpole
 from .nets import SavedWithConfig
+from .runtime import noise
 
 # ----------------------------------------------------------------------------------------------
 # Frames (drawn by lstm_rl_lib.envs.render_cartpole)
@@ -172,8 +173,7 @@ class ConvVAE(SavedWithConfig, nn.Module):
     @staticmethod
     def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample whose gradient reaches ``mu`` and ``logvar``."""
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
+        return mu + torch.exp(0.5 * logvar) * noise(mu, generator)
 
     def forward(self, x: torch.Tensor, sample: bool = True):
         """``logits, mu, logvar, z``; ``sample=False`` decodes the mean ``z = mu``."""
@@ -251,8 +251,7 @@ def train_vae(frames: np.ndarray, config: VAEConfig | None = None, epochs: int =
             for i in range(0, len(train), batch_size):
                 xb = train[perm[i:i + batch_size]]
                 mu, logvar = model.encode(xb)
-                eps = torch.randn(mu.shape, generator=g).to(device)       # CPU generator: same numbers on any device
-                logits = model.decode(mu + torch.exp(0.5 * logvar) * eps)
+                logits = model.decode(model.reparameterise(mu, logvar, g))
                 loss, _ = vae_loss(xb, logits, mu, logvar, config.beta)
                 opt.zero_grad()
                 loss.backward()
@@ -291,3 +290,27 @@ def encode_frames(model: ConvVAE, frames, batch_size: int = 1024) -> np.ndarray:
     device = next(model.parameters()).device
     return torch.cat([model.encode(x[i:i + batch_size].to(device))[0].cpu()
                       for i in range(0, len(x), batch_size)]).numpy()
+
+
+@torch.no_grad()
+def decode_frames(model: ConvVAE, z, batch_size: int = 1024) -> np.ndarray:
+    """Frames ``(N, S, S)`` in ``[0, 1]`` (the decoder's pixel probabilities) for codes ``z`` ``(N, latent)``;
+    ``decode_frames(model, encode_frames(model, x))`` is V's reconstruction of ``x``."""
+    z = torch.as_tensor(np.asarray(z, np.float32))
+    device = next(model.parameters()).device
+    return torch.cat([torch.sigmoid(model.decode(z[i:i + batch_size].to(device))).squeeze(1).cpu()
+                      for i in range(0, len(z), batch_size)]).numpy()
+
+
+@torch.no_grad()
+def kl_per_dimension(model: ConvVAE, frames, batch_size: int = 1024) -> np.ndarray:
+    """Mean over ``frames`` of ``KL(q(z_i|x) || N(0, 1))`` for each latent dimension ``i``: ``(latent,)`` nats.
+    A dimension near 0 carries nothing (it has collapsed onto the prior); the sum is the KL term."""
+    x = torch.as_tensor(np.asarray(frames, np.float32))
+    device = next(model.parameters()).device
+    total = 0.0
+    for i in range(0, len(x), batch_size):
+        mu, logvar = model.encode(x[i:i + batch_size].to(device))
+        total = total + gaussian_kl(mu[..., None], logvar[..., None]).sum(0)
+    return (total / len(x)).cpu().numpy()
+

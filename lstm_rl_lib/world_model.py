@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .nets import SavedWithConfig
+from .runtime import noise
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -129,10 +130,11 @@ def sample_next_z(logpi: torch.Tensor, mu: torch.Tensor, logsigma: torch.Tensor,
         best = logpi.argmax(-1, keepdim=True)
         return mu.gather(-1, best).squeeze(-1)
     weights = F.softmax(logpi / temperature, dim=-1)
-    flat = weights.reshape(-1, weights.shape[-1])
-    k = torch.multinomial(flat, 1, generator=generator).view(*weights.shape[:-1], 1)
+    # pick a component per dimension by inverting the cumulative weights at a uniform draw
+    u = noise(weights[..., :1], generator, uniform=True)
+    k = (weights.cumsum(-1) < u).sum(-1, keepdim=True).clamp(max=weights.shape[-1] - 1)
     mean, log_std = mu.gather(-1, k).squeeze(-1), logsigma.gather(-1, k).squeeze(-1)
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    eps = noise(mean, generator)
     return mean + log_std.exp() * math.sqrt(temperature) * eps
 
 
@@ -253,7 +255,7 @@ def dream(model: MDNRNN, z0, actions, temperature: float = 1.0, seed: int = 0) -
     state, zs, done = model.initial_state(1), [z[0]], []
     for a in np.asarray(actions).ravel():
         (logpi, mu, logsigma, done_logit), state = model(z[None], torch.tensor([[int(a)]], device=p.device), state)
-        z = sample_next_z(logpi[0], mu[0], logsigma[0], temperature, g if p.device.type == "cpu" else None)
+        z = sample_next_z(logpi[0], mu[0], logsigma[0], temperature, g)
         zs.append(z[0])
         done.append(torch.sigmoid(done_logit[0, 0]).item())
     return {"z": torch.stack(zs).cpu().numpy(), "done_prob": np.array(done)}

@@ -130,3 +130,14 @@ def test_first_reached_reads_a_rolling_mean():
     assert first_reached(h, "return", 15, window=2) == (40, 4.0)
     assert first_reached(h, "return", 16, window=2) is None
     assert first_reached(h, "return", 0, window=6) is None            # fewer episodes than the window
+
+
+def test_noise_follows_the_tensor_and_the_generator():
+    import torch
+    from lstm_rl_lib.runtime import noise
+    like = torch.zeros(3, 4, dtype=torch.float64)
+    a = noise(like, torch.Generator().manual_seed(1))
+    assert a.shape == (3, 4) and a.dtype == torch.float64 and a.device == like.device
+    torch.testing.assert_close(a, torch.randn(3, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    u = noise(like, torch.Generator().manual_seed(2), uniform=True)
+    assert (u >= 0).all() and (u < 1).all() and not torch.equal(u, noise(like, torch.Generator().manual_seed(3), uniform=True))

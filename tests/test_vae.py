@@ -139,3 +139,15 @@ def test_train_vae_is_deterministic_improves_and_checks_its_input():
     assert z.shape == (5, 4)
     with pytest.raises(ValueError, match=r"frames must have shape \(N, 64, 64\)"):
         vae.train_vae(frames, VAEConfig(size=64), epochs=1, progress=False)
+
+
+def test_decode_and_kl_per_dimension_agree_with_the_model():
+    torch.manual_seed(0)
+    net = ConvVAE(VAEConfig(size=32, latent=3, channels=4)).eval()
+    frames = envs.render_cartpole([0.0, 1.0, -1.0], [0.0, 0.1, -0.1], size=32)
+    logits, mu, logvar, _ = net(torch.as_tensor(frames), sample=False)
+    np.testing.assert_allclose(vae.decode_frames(net, vae.encode_frames(net, frames)),
+                               torch.sigmoid(logits).squeeze(1).detach().numpy(), atol=1e-6)
+    per_dim = vae.kl_per_dimension(net, frames, batch_size=2)
+    assert per_dim.shape == (3,)
+    np.testing.assert_allclose(per_dim.sum(), vae.gaussian_kl(mu, logvar).mean().item(), rtol=1e-5)

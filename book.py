@@ -2,7 +2,8 @@
 """Run, test and hand out the book. Needs only Python 3.10+; installs the rest into ./.venv.
 
     python3 book.py run [--smoke] [--update-chapters] [CHAPTER ...]   execute the chapters (papermill)
-    python3 book.py test [--unit]                                     unit tests, then every chapter (papermill + nbval)
+    python3 book.py test [--unit] [--device cuda]                     unit tests, then every chapter (papermill + nbval);
+                                                                      --device cuda: the GPU check, with a report
     python3 book.py student [CHAPTER ...]                             student versions (no solutions) in build/student
     python3 book.py bench [NAME ...]                                  the benchmark scripts in benchmarks/
 
@@ -65,7 +66,7 @@ def ensure_environment() -> None:
 def cmd_run(args) -> int:
     import nbformat
 
-    from lstm_rl_lib import notebooks
+    import notebooks
 
     if args.update_chapters and args.smoke:
         sys.exit("--update-chapters copies *full* runs into chapters/; it cannot be combined with --smoke")
@@ -87,8 +88,40 @@ def cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_test_cuda(env: dict) -> int:
+    """The whole GPU check in one command: the CUDA tests, then the smoke book with every agent on the GPU."""
+    python = sys.executable
+    probe = subprocess.run([python, "-c", "import torch; print(torch.cuda.is_available() and torch.cuda.get_device_name(0))"],
+                           capture_output=True, text=True, cwd=ROOT)
+    name = probe.stdout.strip()
+    if probe.returncode or name in ("", "False"):
+        print("[book] --device cuda: torch sees no CUDA GPU on this machine (torch.cuda.is_available() is False); "
+              "nothing to check here. Run it where a GPU and a CUDA build of torch are installed.", flush=True)
+        return 1
+    env = {**env, "LSTM_RL_DEVICE": "cuda"}
+    report = []
+    start = time.time()
+    rc1 = subprocess.run([python, "-m", "pytest", "tests/test_cuda.py", "-v", "-p", "no:cacheprovider"],
+                         cwd=ROOT, env=env).returncode
+    report.append(f"CUDA tests (tests/test_cuda.py): {'passed' if rc1 == 0 else 'FAILED'} in {time.time() - start:.0f} s")
+    import notebooks
+
+    os.environ["LSTM_RL_DEVICE"] = "cuda"     # the chapters' kernels inherit it: every agent on the GPU
+    failed = 0
+    for path in notebooks.chapter_paths():
+        r = notebooks.execute_chapter(path, smoke=True, out_dir=notebooks.BUILD / "smoke-cuda")
+        failed += bool(r.error)
+        report.append(r.line())
+    print(f"\n[book] GPU report ({name}, LSTM_RL_DEVICE=cuda)", flush=True)
+    for line in report:
+        print("  " + line, flush=True)
+    return 1 if rc1 or failed else 0
+
+
 def cmd_test(args) -> int:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    if args.device == "cuda":
+        return cmd_test_cuda(env)
     python = sys.executable
     print("[book] 1/2 unit tests, and every chapter executed with papermill at smoke settings", flush=True)
     selection = ["-m", "not notebooks"] if args.unit else []
@@ -107,7 +140,7 @@ def cmd_test(args) -> int:
 
 
 def cmd_student(args) -> int:
-    from lstm_rl_lib import notebooks
+    import notebooks
 
     out_dir = notebooks.BUILD / "student"
     for path in notebooks.write_student_versions(out_dir, args.chapters):
@@ -138,6 +171,8 @@ def main() -> int:
     run.add_argument("chapters", nargs="*", help="chapter prefixes or names (default: all)")
     test = sub.add_parser("test", help="unit tests, papermill smoke runs, nbval")
     test.add_argument("--unit", action="store_true", help="only the unit tests (no notebook execution)")
+    test.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                      help="cuda: the GPU check (CUDA tests + the smoke book on the GPU) with a short report")
     student = sub.add_parser("student", help="write student versions to build/student")
     student.add_argument("chapters", nargs="*")
     bench = sub.add_parser("bench", help="run the benchmark scripts")

@@ -43,7 +43,7 @@ def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = 
     start = time.perf_counter()
     result = train_ppo(config, progress=False)
     seconds = time.perf_counter() - start
-    ev = evaluate(result.net, config.env, result.obs_norm, episodes, config.env_kwargs, seed=100_000 + seed)
+    ev = evaluate(result, episodes=episodes, seed=100_000 + seed)
     return {"agent": f"ours {policy}-PPO" + ("" if task == "cartpole-novel" else f" ({task})"), "seed": seed, "budget": budget, "env_steps": result.history["env_steps"][-1],
             "seconds": seconds, "return": float(np.mean(ev["return"])), "return_std": float(np.std(ev["return"]))}
 

@@ -16,13 +16,16 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .envs import encode_observation, ended_success, make_vector_env, play_episodes, spaces_of
-from .nets import State, run_lstm
+from .agent import Algorithm, TrainResult, check_callback, register_algorithm
+from .agent import evaluate as evaluate_agent
+from .envs import describe_env, encode_observation, ended_success, make_vector_env, spaces_of
+from .nets import State, make_rnn, rnn_forward, run_lstm, zero_state
 from .progress import TrainingProgress
 from .runtime import config_from_preset, get_device, seed_everything
 
@@ -38,13 +41,16 @@ class DQNConfig:
     """Settings of :func:`train_dqn`.
 
     Attributes:
-        env, env_kwargs: a task for :func:`lstm_rl_lib.envs.make_env` and its keyword arguments.
+        env, env_kwargs: the environment, as anything :func:`lstm_rl_lib.envs.env_factory` accepts (a
+            book task name, a Gymnasium id or ``"module:Id"``, or a callable that returns a new
+            ``gymnasium.Env``), and keyword arguments for it.
         agent: ``"lstm"`` (DRQN), ``"mlp"`` (DQN on the current observation) or ``"stack"`` (DQN on
             the last ``stack`` observations concatenated, zeros before the episode start).
         total_steps: environment steps in all (summed over the ``num_envs`` acting environments).
         buffer_steps: replay capacity in steps; whole episodes leave the buffer oldest first.
         seq_len: L, the steps of a replayed sequence that carry a loss.
-        burn_in: B, steps before them that only warm up the state (no loss, no gradient).
+        burn_in: K, steps before them that only warm up the state (no loss, no gradient). (The book
+            writes K for the burn-in length and B for a batch, as everywhere else in the library.)
         init_state: where a replayed sequence's state comes from: ``"zero"`` (DRQN's "random
             updates") or ``"stored"`` (the state the actor had there, R2D2).
         batch_size: sequences per gradient step.
@@ -63,9 +69,10 @@ class DQNConfig:
             observations when learning starts (random play), frozen afterwards and stored in the network.
         hidden_size: LSTM size (width of the MLP's layers).
         forget_bias: initial forget-gate bias of the LSTM.
+        core: ``"lstm"`` or ``"gru"``, the recurrent core of ``agent="lstm"`` (:func:`lstm_rl_lib.nets.make_rnn`).
         seed, device: as everywhere in the library.
     """
-    env: str = "cartpole-novel"
+    env: Any = "cartpole-novel"
     env_kwargs: dict = field(default_factory=dict)
     agent: str = "lstm"
     stack: int = 4
@@ -92,6 +99,7 @@ class DQNConfig:
     eps_fraction: float = 0.2
     hidden_size: int = 64
     forget_bias: float = 1.0
+    core: str = "lstm"
     seed: int = 0
     device: str | None = None
 
@@ -146,7 +154,7 @@ class QNetwork(nn.Module):
     """
 
     def __init__(self, obs_dim: int, n_actions: int, recurrent: bool = True, hidden_size: int = 64,
-                 forget_bias: float = 1.0):
+                 forget_bias: float = 1.0, core: str = "lstm"):
         super().__init__()
         self.obs_dim, self.n_actions, self.recurrent, self.hidden_size = obs_dim, n_actions, recurrent, hidden_size
         # input scaling, (obs - obs_mean) * obs_scale; identity until set_obs_stats (buffers: saved with the weights)
@@ -154,10 +162,7 @@ class QNetwork(nn.Module):
         self.register_buffer("obs_scale", torch.ones(obs_dim))
         self.encoder = nn.Sequential(nn.Linear(obs_dim, hidden_size), nn.ReLU())
         if recurrent:
-            self.core = nn.LSTM(hidden_size, hidden_size)
-            with torch.no_grad():   # gate order (i, f, g, o)
-                self.core.bias_ih_l0[hidden_size:2 * hidden_size].fill_(forget_bias)
-                self.core.bias_hh_l0[hidden_size:2 * hidden_size].zero_()
+            self.core = make_rnn(core, hidden_size, hidden_size, forget_bias)
         else:
             self.core = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.ReLU())
         self.head = nn.Linear(hidden_size, n_actions)
@@ -173,11 +178,7 @@ class QNetwork(nn.Module):
         return self.encoder((obs - self.obs_mean) * self.obs_scale)
 
     def initial_state(self, batch_size: int) -> State | None:
-        if not self.recurrent:
-            return None
-        p = next(self.parameters())
-        z = torch.zeros(1, batch_size, self.hidden_size, device=p.device, dtype=p.dtype)
-        return z, z.clone()
+        return zero_state(self.core, batch_size) if self.recurrent else None
 
     def forward(self, obs: torch.Tensor, state: State | None = None, starts: torch.Tensor | None = None):
         if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
@@ -190,7 +191,7 @@ class QNetwork(nn.Module):
         return self.head(out), state
 
     def warm_up(self, obs: torch.Tensor, state: State, lengths: np.ndarray) -> State:
-        """The state after the first ``lengths[b]`` rows of column b of ``obs`` (``(B, N, D)``), in one call.
+        """The state after the first ``lengths[b]`` rows of column b of ``obs`` (``(K, N, D)``), in one call.
 
         The burn-in of R2D2: columns have different lengths (a sequence near an episode's start has a
         shorter one, possibly none), so they are packed (``pack_padded_sequence``), which also returns
@@ -203,10 +204,11 @@ class QNetwork(nn.Module):
         x = self.embed(obs[:, cols])
         packed = nn.utils.rnn.pack_padded_sequence(x, torch.as_tensor(lengths[idx], dtype=torch.long),
                                                    enforce_sorted=False)
-        _, (h, c) = self.core(packed, (state[0][:, cols].contiguous(), state[1][:, cols].contiguous()))
-        h0, c0 = state[0].clone(), state[1].clone()
-        h0[:, cols], c0[:, cols] = h, c
-        return h0, c0
+        _, warmed = rnn_forward(self.core, packed, tuple(s[:, cols].contiguous() for s in state))
+        out = tuple(s.clone() for s in state)
+        for o, w in zip(out, warmed):
+            o[:, cols] = w
+        return out
 
 
 class ObservationStacker:
@@ -239,8 +241,8 @@ class ObservationStacker:
 class SequenceBatch:
     """A batch of ``N`` replayed sequences, time-major.
 
-    ``burn_obs``: ``(B, N, D)``, the burn-in observations of each sequence, left-aligned: column b
-    holds ``burn_len[b]`` real rows (fewer than B near an episode's start), then zeros.
+    ``burn_obs``: ``(K, N, D)``, the burn-in observations of each sequence (K = ``burn_in``),
+    left-aligned: column b holds ``burn_len[b]`` real rows (fewer than K near an episode's start), then zeros.
     ``obs``: ``(L + 1, N, D)``, the observations of the loss steps and the one after the last of them
     (for the target); ``actions``, ``rewards``, ``terminated``, ``mask``: ``(L, N)``; ``mask`` is 1 on
     real steps (a sequence cut by its episode's end is padded). ``state``: the state carried into
@@ -263,10 +265,11 @@ class EpisodeReplay:
 
     Each stored episode has ``n`` steps: observations ``(n + 1, D)`` (the last one is the final
     observation), actions, rewards, ``terminated`` (True if the episode ended by termination, False
-    if truncated) and, for recurrent agents, the actor's state *before* each step ``(n, 2, H)``.
+    if truncated) and, for recurrent agents, the actor's state *before* each step ``(n, k, H)`` (``k = 2``
+    tensors for an LSTM, ``(h, c)``; 1 for a GRU).
 
     :meth:`sample` picks a step ``u`` uniformly over all stored steps; the sequence's loss steps are
-    ``u .. u + L - 1`` cut at the episode's end (padding masked), and its burn-in the ``B`` steps
+    ``u .. u + L - 1`` cut at the episode's end (padding masked), and its burn-in the ``K`` steps
     before ``u``, cut at the episode's start. A sequence therefore never crosses an episode boundary.
     """
 
@@ -306,9 +309,7 @@ class EpisodeReplay:
         mask = np.zeros((seq_len, batch_size), np.float32)
         recurrent = "states" in self.episodes[0]
         if recurrent:
-            H = self.episodes[0]["states"].shape[-1]
-            h0 = np.zeros((batch_size, H), np.float32)
-            c0 = np.zeros((batch_size, H), np.float32)
+            state0 = np.zeros((batch_size,) + self.episodes[0]["states"].shape[1:], np.float32)   # (N, k, H)
         first = np.zeros(batch_size, np.int64)
         for b, (e, start) in enumerate(zip(ep_idx, u)):
             ep = self.episodes[e]
@@ -325,9 +326,9 @@ class EpisodeReplay:
             mask[:k, b] = 1.0
             first[b] = w0
             if recurrent and init_state == "stored":
-                h0[b], c0[b] = ep["states"][w0]
+                state0[b] = ep["states"][w0]
         t = lambda a: torch.as_tensor(a).to(device)
-        state = (t(h0)[None], t(c0)[None]) if recurrent else None
+        state = tuple(t(state0[:, j])[None] for j in range(state0.shape[1])) if recurrent else None
         return SequenceBatch(t(burn_obs), burn_len, t(obs), t(actions), t(rewards), t(terminated), t(mask), state,
                              ep_idx, first)
 
@@ -343,24 +344,24 @@ def sequence_q_values(net: QNetwork, batch: SequenceBatch, grad: bool) -> torch.
     rows and sequence rows are laid end to end (a short burn-in leaves no gap) and the sequence's
     outputs are read back from row ``burn_len[b]`` on."""
     state = batch.state
-    B = batch.burn_obs.shape[0]
-    if not net.recurrent or B == 0:
+    K = batch.burn_obs.shape[0]            # burn-in rows
+    if not net.recurrent or K == 0:
         with torch.set_grad_enabled(grad):
             return net(batch.obs, state)[0]
     if grad:
         with torch.no_grad():
             state = net.warm_up(batch.burn_obs, state, batch.burn_len)
         return net(batch.obs, state)[0]
-    rows, N = B + batch.obs.shape[0], batch.obs.shape[1]
+    rows, N = K + batch.obs.shape[0], batch.obs.shape[1]
     j = np.arange(rows)[:, None]
-    idx = np.where(j < batch.burn_len, j, np.minimum(B + j - batch.burn_len, rows - 1))   # (rows, N)
+    idx = np.where(j < batch.burn_len, j, np.minimum(K + j - batch.burn_len, rows - 1))   # (rows, N)
     device = batch.obs.device
     both = torch.cat([batch.burn_obs, batch.obs]).gather(
         0, torch.as_tensor(idx, device=device)[..., None].expand(rows, N, batch.obs.shape[2]))
     x = net.embed(both)
     lengths = torch.as_tensor(batch.burn_len + batch.obs.shape[0], dtype=torch.long)
     packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
-    out, _ = net.core(packed, state)
+    out, _ = rnn_forward(net.core, packed, state)
     out, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=rows)
     take = torch.as_tensor(batch.burn_len[None, :] + np.arange(batch.obs.shape[0])[:, None], device=device)
     return net.head(out.gather(0, take[..., None].expand(-1, -1, out.shape[2])))
@@ -417,26 +418,26 @@ def sequence_loss(online: QNetwork, target: QNetwork, batch: SequenceBatch, gamm
 # Training
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class DQNResult:
-    """What :func:`train_dqn` returns. ``history`` has one entry per finished episode:
-    ``env_steps`` and ``seconds`` (when it finished), ``return``, ``length``, ``success`` (NaN if not reported),
-    ``epsilon``; ``losses`` holds ``(env_steps, loss)`` every 100 gradient steps."""
-    config: DQNConfig
-    net: QNetwork
-    history: dict
-    losses: list
-    seconds: float = 0.0
-    interrupted: bool = False
+class DQNResult(TrainResult):
+    """What :func:`train_dqn` returns (:class:`lstm_rl_lib.agent.TrainResult`). ``history`` has one row per
+    finished episode: ``env_steps`` and ``seconds`` (when it finished), ``return``, ``length``, ``success``
+    (NaN if not reported), ``epsilon``; ``losses`` holds ``(env_steps, loss)`` every 100 gradient steps."""
+    losses: list = field(default_factory=list)
+    algorithm = "dqn"
 
 
 def make_q_network(config: DQNConfig, obs_dim: int, n_actions: int) -> QNetwork:
     in_dim = obs_dim * config.stack if config.agent == "stack" else obs_dim
-    return QNetwork(in_dim, n_actions, config.agent == "lstm", config.hidden_size, config.forget_bias)
+    return QNetwork(in_dim, n_actions, config.agent == "lstm", config.hidden_size, config.forget_bias, config.core)
 
 
-def train_dqn(config: DQNConfig | None = None, progress: bool = True, **overrides) -> DQNResult:
-    """Train a DRQN (or a memory-less DQN) with sequence replay; Ctrl-C keeps what was learned."""
+def train_dqn(config: DQNConfig | None = None, progress: bool = True, callback=None, **overrides) -> DQNResult:
+    """Train a DRQN (or a memory-less DQN) with sequence replay; Ctrl-C keeps what was learned.
+
+    ``callback(result_so_far)`` is called after every finished episode, that is after every row of
+    the history; if it returns True training stops (``interrupted`` is then True)."""
     config = DQNConfig(**{**(asdict(config) if config else {}), **overrides})
+    check_callback(callback)
     rng = seed_everything(config.seed)
     device = get_device(config.device)
     venv = make_vector_env(config.env, config.num_envs, same_step_autoreset=True, **config.env_kwargs)
@@ -464,9 +465,11 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, **override
     ep_return, ep_len = np.zeros(config.num_envs), np.zeros(config.num_envs, np.int64)
     history = {k: [] for k in ("env_steps", "seconds", "return", "length", "success", "epsilon")}
     losses, env_steps, grad_steps, since_train = [], 0, 0, 0
-    start = time.perf_counter()
+    result = DQNResult(config=config, net=online, history=history, losses=losses,
+                       observation_space=venv.single_observation_space, action_space=venv.single_action_space)
+    start, stopped = time.perf_counter(), False
     vector_steps = -(-config.total_steps // config.num_envs)
-    desc = f"DQN {config.agent} {config.env} seed={config.seed}"
+    desc = f"DQN {config.agent} {describe_env(config.env)} seed={config.seed}"
     with TrainingProgress(vector_steps, desc=desc, disable=not progress) as bar:
         for _ in bar:
             eps = config.epsilon(env_steps)
@@ -478,8 +481,8 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, **override
             actions = np.where(explore, rng.integers(spaces.n_actions, size=config.num_envs), greedy)
             raw, rewards, term, trunc, info = venv.step(actions)
             done = term | trunc
-            if state is not None:   # the state each environment's step started from, (num_envs, 2, H)
-                states_np = torch.stack([state[0][0], state[1][0]], dim=1).cpu().numpy()
+            if state is not None:   # the state each environment's step started from, (num_envs, k, H)
+                states_np = torch.stack([s[0] for s in state], dim=1).cpu().numpy()
             for i in range(config.num_envs):
                 ep = current[i]
                 ep["obs"].append(obs[i])
@@ -512,10 +515,13 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, **override
                 history["epsilon"].append(eps)
                 current[i] = {"obs": [], "actions": [], "rewards": [], "states": []}
                 ep_return[i], ep_len[i] = 0.0, 0
+                if callback is not None and not stopped:
+                    result.seconds = history["seconds"][-1]
+                    stopped = bool(callback(result))
             obs = next_obs if stacker is None else encode(raw, np.nonzero(done)[0])
             if new_state is not None:   # carry the state; zero it where a new episode begins
                 keep = torch.as_tensor(1.0 - done.astype(np.float32), device=device).view(1, -1, 1)
-                state = (new_state[0] * keep, new_state[1] * keep)
+                state = tuple(s * keep for s in new_state)
             while env_steps >= config.learning_starts and since_train >= config.train_every and len(replay):
                 since_train -= config.train_every
                 if grad_steps == 0 and config.norm_obs:    # first gradient step: fix the input scaling
@@ -541,27 +547,16 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, **override
                     losses.append((env_steps, loss.item()))
             if history["return"]:
                 bar.set_postfix(ret=f"{np.mean(history['return'][-10:]):.1f}", eps=f"{eps:.2f}")
+            if stopped:
+                break
     venv.close()
-    return DQNResult(config, online, history, losses, time.perf_counter() - start, bar.interrupted)
+    result.seconds, result.interrupted = time.perf_counter() - start, bar.interrupted or stopped
+    return result
 
 
-@torch.no_grad()
-def evaluate(net: QNetwork, config: DQNConfig, episodes: int = 20, seed: int = 100_000) -> dict:
-    """Greedy policy, ``episodes`` episodes at once (one per copy of the environment)."""
-    device = next(net.parameters()).device
-    venv = make_vector_env(config.env, episodes, **config.env_kwargs)
-    spaces = spaces_of(venv)
-    stacker = ObservationStacker(episodes, spaces.obs_dim, config.stack) if config.agent == "stack" else None
-    state = net.initial_state(episodes)
-
-    def act(raw):
-        nonlocal state
-        x = encode_observation(raw, spaces)
-        x = stacker.push(x) if stacker is not None else x
-        q, state = net(torch.as_tensor(x, device=device)[None], state)
-        return q[0].argmax(-1).cpu().numpy()
-
-    return play_episodes(venv, act, seed)
+#: The evaluation of every algorithm (:func:`lstm_rl_lib.agent.evaluate`): ``evaluate(result or agent,
+#: env=None, episodes=20, seed=100_000, deterministic=True, env_kwargs=None)``; deterministic = greedy.
+evaluate = evaluate_agent
 
 
 def run_experiment(job: dict) -> dict:
@@ -572,7 +567,23 @@ def run_experiment(job: dict) -> dict:
     the training wall time and the trained weights (to rebuild the agent in the notebook)."""
     config = DQNConfig(**job["config"])
     result = train_dqn(config, progress=job.get("progress", False))
-    ev = evaluate(result.net, config, job.get("eval_episodes", 20), seed=100_000 + 1000 * config.seed)
+    ev = result.agent.evaluate(episodes=job.get("eval_episodes", 20), seed=100_000 + 1000 * config.seed)
     return {"config": asdict(config), "history": result.history, "losses": result.losses, "eval": ev,
             "seconds": result.seconds, "interrupted": result.interrupted,
             "state_dict": {k: v.detach().cpu() for k, v in result.net.state_dict().items()}}
+
+
+def _act(net: QNetwork, x: torch.Tensor, state, deterministic: bool, config: DQNConfig):
+    """Greedy, or (``deterministic=False``) epsilon-greedy with the final epsilon of training."""
+    q, state = net(x, state)
+    actions = q[0].argmax(-1)
+    if not deterministic and config.eps_end > 0:
+        explore = torch.rand(actions.shape, device=actions.device) < config.eps_end
+        actions = torch.where(explore, torch.randint_like(actions, net.n_actions), actions)
+    return actions, state
+
+
+register_algorithm(Algorithm(
+    "dqn", DQNConfig, lambda config, spaces: make_q_network(config, spaces.obs_dim, spaces.n_actions),
+    _act,
+    stack=lambda config: config.stack if config.agent == "stack" else 0))

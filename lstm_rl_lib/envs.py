@@ -14,20 +14,24 @@ name                   what it is
                        (continuous actions; Chapter 5)
 ``"cartpole-pixels"``  CartPole-v1 seen as one 64 x 64 grey-scale frame (:class:`PixelCartPole`;
                        Chapter 6's world model)
-any Gymnasium id       passed to ``gymnasium.make`` (e.g. ``"CliffWalking-v1"``)
+any Gymnasium id       passed to ``gymnasium.make`` (e.g. ``"CliffWalking-v1"``; also ``"module:Id"``)
+a factory              a callable that returns a new ``gymnasium.Env`` (your own environment)
 =====================  =====================================================================
 
 They are also registered with Gymnasium as ``lstm_rl/CartPoleNoVel-v1``,
 ``lstm_rl/CartPoleFlicker-v1``, ``lstm_rl/TMaze-v0``, ``lstm_rl/PendulumNoVel-v1`` and
 ``lstm_rl/CartPolePixels-v1``.
 
-The library's agents accept any environment whose observation space is a ``Box`` (used as it is)
-or ``Discrete`` (one-hot encoded) and whose action space is ``Discrete`` (PPO, Chapter 5, also
-accepts a flat ``Box``); :func:`spaces_of` checks that and says clearly what is wrong otherwise.
+The library's agents accept any environment whose observations are a flat ``Box`` (used as it is),
+``Discrete``/``MultiDiscrete`` (one-hot encoded), ``MultiBinary``, or a ``Tuple``/``Dict`` of those
+(encoded part by part, :func:`encode_observation`), and whose action space is ``Discrete`` (PPO,
+Chapter 5, also accepts a flat ``Box``); :func:`spaces_of` checks that and says clearly what is
+wrong otherwise. An environment without a time limit is capped at :data:`DEFAULT_EPISODE_CAP` steps.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
@@ -39,18 +43,20 @@ class UnsupportedSpaceError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------
-# Spaces: what the library accepts
+# Spaces: what the library accepts, and the one place observations are encoded
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SpacesInfo:
     """What a network needs to know about an environment.
 
     Attributes:
-        obs_dim: length of the encoded observation vector (``n`` for ``Discrete(n)``).
+        obs_dim: length of the encoded observation vector (see :func:`encode_observation`).
         n_actions: number of discrete actions, or the length of a continuous (``Box``) action.
-        discrete_obs: True when observations are integers to be one-hot encoded.
+        discrete_obs: True when every part of the observation is one-hot or binary encoded (no ``Box``
+            part), so that rescaling it would make no sense.
         continuous_actions: True for a ``Box`` action space (then ``action_low``/``action_high``
             hold its bounds as tuples).
+        obs_space: the environment's own observation space (what :func:`encode_observation` encodes).
     """
     obs_dim: int
     n_actions: int
@@ -58,64 +64,113 @@ class SpacesInfo:
     continuous_actions: bool = False
     action_low: tuple | None = None
     action_high: tuple | None = None
+    obs_space: spaces.Space | None = field(default=None, repr=False, compare=False)
+
+
+_ACCEPTED_OBS = ("flat Box (n,), Discrete, MultiDiscrete, MultiBinary, or a Tuple/Dict of those")
+
+
+def _encoded_dim(space: spaces.Space, where: str = "observation space") -> tuple[int, bool]:
+    """Length of the encoded vector of ``space`` and whether it holds no ``Box`` part; raises on the rest."""
+    if isinstance(space, spaces.Discrete):
+        return int(space.n), True
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(np.sum(space.nvec)), True
+    if isinstance(space, spaces.MultiBinary):
+        return int(np.prod(space.shape)), True
+    if isinstance(space, spaces.Box):
+        if len(space.shape) != 1:
+            raise UnsupportedSpaceError(
+                f"{where} {space} has shape {space.shape}; the library accepts {_ACCEPTED_OBS}. Images are "
+                "learned through Chapter 6's VAE encoder (lstm_rl_lib.vae); for other arrays, flatten them first, "
+                "e.g. gymnasium.wrappers.FlattenObservation.")
+        return int(space.shape[0]), False
+    if isinstance(space, (spaces.Tuple, spaces.Dict)):
+        parts = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
+        dims = [_encoded_dim(s, f"{where}[{k!r}]") for k, s in parts]
+        if not dims:
+            raise UnsupportedSpaceError(f"{where} {space} is empty")
+        return sum(d for d, _ in dims), all(b for _, b in dims)
+    raise UnsupportedSpaceError(f"{where} {type(space).__name__} ({space}) is not supported; the library accepts "
+                                f"{_ACCEPTED_OBS}.")
 
 
 def spaces_of(env: gym.Env | gym.vector.VectorEnv, continuous_actions: bool = False) -> SpacesInfo:
-    """Check that ``env`` has ``Box``/``Discrete`` observations and ``Discrete`` actions.
+    """Check ``env``'s spaces and say what a network needs to know about them.
+
+    Observations: a flat ``Box`` is used as it is; ``Discrete`` and ``MultiDiscrete`` are one-hot
+    encoded, ``MultiBinary`` is flattened, and a ``Tuple``/``Dict`` of those is encoded part by part
+    and concatenated (as Stable-Baselines3 does). Images and other non-flat ``Box`` observations are
+    refused. Actions: ``Discrete(n)``; with ``continuous_actions=True`` (an agent that can act in a
+    ``Box``, like PPO) a flat, bounded ``Box`` too.
 
     Accepts a single environment or a vector environment (its per-environment spaces are used).
-    With ``continuous_actions=True`` (an agent that can act in a ``Box``, like PPO) a flat,
-    bounded ``Box`` action space is accepted too.
     Raises :class:`UnsupportedSpaceError` that names the space found and what is accepted.
     """
     obs_space = getattr(env, "single_observation_space", env.observation_space)
     act_space = getattr(env, "single_action_space", env.action_space)
-    if isinstance(obs_space, spaces.Discrete):
-        obs_dim, discrete = int(obs_space.n), True
-    elif isinstance(obs_space, spaces.Box) and len(obs_space.shape) == 1:
-        obs_dim, discrete = int(obs_space.shape[0]), False
-    elif isinstance(obs_space, spaces.Box):
-        raise UnsupportedSpaceError(
-            f"observation space {obs_space} has shape {obs_space.shape}; the library accepts flat Box "
-            "observations of shape (n,) or Discrete(n). Flatten it first, e.g. gymnasium.wrappers.FlattenObservation "
-            "(images are handled by Chapter 6's VAE encoder).")
-    else:
-        raise UnsupportedSpaceError(
-            f"observation space {type(obs_space).__name__} ({obs_space}) is not supported; the library accepts "
-            "Box of shape (n,) or Discrete(n). For Dict/Tuple spaces use gymnasium.wrappers.FlattenObservation.")
+    obs_dim, discrete = _encoded_dim(obs_space)
     if continuous_actions and isinstance(act_space, spaces.Box):
         if len(act_space.shape) != 1 or not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
             raise UnsupportedSpaceError(f"action space {act_space} must be a flat Box of shape (n,) with finite bounds")
         return SpacesInfo(obs_dim=obs_dim, n_actions=int(act_space.shape[0]), discrete_obs=discrete,
                           continuous_actions=True, action_low=tuple(map(float, act_space.low)),
-                          action_high=tuple(map(float, act_space.high)))
+                          action_high=tuple(map(float, act_space.high)), obs_space=obs_space)
     if not isinstance(act_space, spaces.Discrete):
-        if isinstance(act_space, spaces.Box) and not continuous_actions:
+        if isinstance(act_space, spaces.Box):
             raise UnsupportedSpaceError(
                 f"action space {act_space} is continuous; this agent chooses among Discrete(n) actions. "
                 "Use PPO (lstm_rl_lib.ppo, Chapter 5), which accepts Box actions, or discretise the Box first.")
+        if isinstance(act_space, (spaces.MultiDiscrete, spaces.MultiBinary)):
+            raise UnsupportedSpaceError(
+                f"action space {act_space} makes several discrete choices at once; the library's agents choose one "
+                "action among Discrete(n). Map the combinations onto one Discrete(prod(nvec)) with an ActionWrapper.")
         raise UnsupportedSpaceError(
             f"action space {type(act_space).__name__} ({act_space}) is not supported; the library's agents "
-            "choose among Discrete(n) actions. Discretise continuous actions first, e.g. with a wrapper that "
-            "maps k choices onto the Box.")
+            "choose among Discrete(n) actions (PPO also acts in a flat Box).")
     if getattr(act_space, "start", 0) != 0:
         raise UnsupportedSpaceError(f"action space {act_space} starts at {act_space.start}; actions must be 0..n-1")
-    return SpacesInfo(obs_dim=obs_dim, n_actions=int(act_space.n), discrete_obs=discrete)
+    return SpacesInfo(obs_dim=obs_dim, n_actions=int(act_space.n), discrete_obs=discrete, obs_space=obs_space)
+
+
+def _one_hot(values: np.ndarray, n: int, what: str) -> np.ndarray:
+    if np.any((values < 0) | (values >= n)):
+        raise ValueError(f"{what} {values} outside 0..{n - 1}")
+    return np.eye(n, dtype=np.float32)[values]
+
+
+def _encode(obs, space: spaces.Space) -> np.ndarray:
+    if isinstance(space, spaces.Discrete):
+        return _one_hot(np.asarray(obs, dtype=np.int64) - int(space.start), int(space.n), "discrete observation")
+    if isinstance(space, spaces.MultiDiscrete):
+        a = np.asarray(obs, dtype=np.int64) - np.asarray(space.start, dtype=np.int64)
+        nvec = np.asarray(space.nvec).reshape(-1)
+        a = a.reshape(a.shape[:a.ndim - space.nvec.ndim] + (len(nvec),))
+        return np.concatenate([_one_hot(a[..., i], int(n), f"observation part {i}") for i, n in enumerate(nvec)], -1)
+    if isinstance(space, spaces.MultiBinary):
+        a = np.asarray(obs, dtype=np.float32)
+        return a.reshape(a.shape[:a.ndim - len(space.shape)] + (-1,))
+    if isinstance(space, spaces.Box):
+        a = np.asarray(obs, dtype=np.float32)
+        if a.shape[-1:] != space.shape:
+            raise ValueError(f"observation has shape {a.shape}; expected last dimension {space.shape[0]}")
+        return a
+    if isinstance(space, spaces.Dict):
+        return np.concatenate([_encode(obs[k], s) for k, s in space.spaces.items()], -1)
+    return np.concatenate([_encode(o, s) for o, s in zip(obs, space.spaces)], -1)
 
 
 def encode_observation(obs, info: SpacesInfo) -> np.ndarray:
-    """Observations as float32 vectors: one-hot for ``Discrete`` (shape ``(..., n)``), unchanged for ``Box``.
+    """Observations as float32 vectors ``(..., obs_dim)``: the one place every agent encodes what it sees.
 
-    Works for one observation or a batch (e.g. from a vector environment)."""
-    if info.discrete_obs:
-        obs = np.asarray(obs, dtype=np.int64)
-        if np.any((obs < 0) | (obs >= info.obs_dim)):
-            raise ValueError(f"discrete observation {obs} outside 0..{info.obs_dim - 1}")
-        return np.eye(info.obs_dim, dtype=np.float32)[obs]
-    obs = np.asarray(obs, dtype=np.float32)
-    if obs.shape[-1] != info.obs_dim:
-        raise ValueError(f"observation has shape {obs.shape}; expected last dimension {info.obs_dim}")
-    return obs
+    One-hot for ``Discrete``/``MultiDiscrete``, flattened ``MultiBinary``, ``Box`` unchanged, and the
+    parts of a ``Tuple``/``Dict`` concatenated in order. Works for one observation or a batch (e.g. from
+    a vector environment, whose ``Tuple``/``Dict`` observations are tuples/dicts of batched arrays)."""
+    if info.obs_space is None:   # a SpacesInfo built by hand: Box or Discrete as its flags say
+        space = spaces.Discrete(info.obs_dim) if info.discrete_obs else spaces.Box(-np.inf, np.inf, (info.obs_dim,))
+    else:
+        space = info.obs_space
+    return _encode(obs, space)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -393,26 +448,102 @@ TASKS = {
 }
 
 
-def make_env(name: str, **kwargs) -> gym.Env:
-    """One environment by name: a task of the book (see :data:`TASKS`) or any Gymnasium id.
+#: Episodes of an environment that brings no time limit of its own are truncated after this many steps
+#: (with a warning): an agent that waits for episodes to end would otherwise wait forever.
+DEFAULT_EPISODE_CAP = 1_000
 
-    Keyword arguments go to the task (``p`` for the flicker, ``length`` for the T-maze) or to
-    ``gymnasium.make``. Examples: ``make_env("tmaze", length=20)``, ``make_env("CliffWalking-v1")``.
+_ACCEPTED_ENVS = ("a book task name " + str(sorted(TASKS)) + ", a registered Gymnasium id (also 'module:Id', "
+                  "which imports the module first), or a callable that returns a new gymnasium.Env "
+                  "(e.g. lambda: FlattenObservation(gym.make(...)))")
+
+
+def _has_time_limit(env: gym.Env) -> bool:
+    """True when ``env`` ends its episodes by itself: a ``TimeLimit`` wrapper, a spec's
+    ``max_episode_steps``, or a book task (their own limits)."""
+    e = env
+    while True:
+        if isinstance(e, gym.wrappers.TimeLimit) or isinstance(e, TMaze):
+            return True
+        spec = getattr(e, "spec", None)
+        if spec is not None and spec.max_episode_steps is not None:
+            return True
+        if not isinstance(e, gym.Wrapper):
+            return False
+        e = e.env
+
+
+def _capped(env: gym.Env, what: str) -> gym.Env:
+    if _has_time_limit(env):
+        return env
+    warnings.warn(f"{what} has no time limit (no TimeLimit wrapper, no max_episode_steps): an episode that has "
+                  f"not ended after {DEFAULT_EPISODE_CAP} steps is truncated there (lstm_rl_lib.envs.DEFAULT_EPISODE_CAP). "
+                  "Wrap it in gymnasium.wrappers.TimeLimit to choose the limit yourself.", UserWarning, stacklevel=3)
+    return gym.wrappers.TimeLimit(env, max_episode_steps=DEFAULT_EPISODE_CAP)
+
+
+def describe_env(env) -> str:
+    """A short name of an environment spec for progress bars and saved agents."""
+    if isinstance(env, str):
+        return env
+    return getattr(env, "__qualname__", None) or getattr(env, "__name__", None) or type(env).__name__
+
+
+def env_factory(env, **kwargs):
+    """A function that builds a new environment from ``env``, whatever form it was given in.
+
+    ``env`` is one of: a book task name (see :data:`TASKS`), a registered Gymnasium id (also
+    ``"module:Id"``, which imports ``module`` first, as ``gymnasium.make`` does), or a callable that
+    returns a new ``gymnasium.Env`` (a class, a function, a lambda: vector environments need one
+    environment per copy, so an instance cannot be shared). ``kwargs`` go to the task, to
+    ``gymnasium.make``, or to the callable.
+
+    Raises ``TypeError`` for anything else (an environment instance included) and ``ValueError``
+    for an unknown name, each saying what was given and what is accepted. An environment without a
+    time limit of its own is truncated after :data:`DEFAULT_EPISODE_CAP` steps, with a warning.
     """
-    if name in TASKS:
-        return TASKS[name](**kwargs)
-    try:
-        return gym.make(name, **kwargs)
-    except gym.error.Error as err:
-        raise ValueError(f"unknown task {name!r}: not one of the book's {sorted(TASKS)} "
-                         f"and not a Gymnasium id ({err})") from None
+    if isinstance(env, (gym.Env, gym.vector.VectorEnv)):
+        raise TypeError(f"env must be {_ACCEPTED_ENVS}; got an environment instance ({type(env).__name__}). Pass a "
+                        "function that builds it instead, e.g. env=lambda: MyEnv(...): the agents build one copy per "
+                        "vectorised environment.")
+    if isinstance(env, str):
+        if env in TASKS:
+            return lambda: TASKS[env](**kwargs)
+        try:
+            gym.make(env, **kwargs).close()      # fail now, with the name in the message, not inside a worker
+        except (gym.error.Error, ModuleNotFoundError, ImportError) as err:
+            raise ValueError(f"unknown task {env!r}: not one of the book's {sorted(TASKS)} and not a Gymnasium id "
+                             f"({err}). env must be {_ACCEPTED_ENVS}.") from None
+        return lambda: _capped(gym.make(env, **kwargs), f"Gymnasium environment {env!r}")
+    if callable(env):
+        name = describe_env(env)
+
+        def build():
+            made = env(**kwargs)
+            if not isinstance(made, gym.Env):
+                raise TypeError(f"the environment factory {name} returned {type(made).__name__}; it must return a "
+                                "new gymnasium.Env each time it is called")
+            return _capped(made, f"the environment built by {name}")
+        return build
+    raise TypeError(f"env must be {_ACCEPTED_ENVS}; got {type(env).__name__} ({env!r})")
 
 
-def make_vector_env(name: str, num_envs: int, seed: int | None = None, asynchronous: bool = False,
+def make_env(name, **kwargs) -> gym.Env:
+    """One environment: a task of the book (see :data:`TASKS`), any Gymnasium id, or from a factory.
+
+    Keyword arguments go to the task (``p`` for the flicker, ``length`` for the T-maze), to
+    ``gymnasium.make`` or to the factory. Examples: ``make_env("tmaze", length=20)``,
+    ``make_env("CliffWalking-v1")``, ``make_env(lambda: FlattenObservation(gym.make("Blackjack-v1")))``.
+    See :func:`env_factory` for what is accepted.
+    """
+    return env_factory(name, **kwargs)()
+
+
+def make_vector_env(name, num_envs: int, seed: int | None = None, asynchronous: bool = False,
                     same_step_autoreset: bool = False, continuous_actions: bool = False,
                     **kwargs) -> gym.vector.VectorEnv:
     """``num_envs`` copies of :func:`make_env` ``(name, **kwargs)`` as a ``gymnasium.vector`` env.
 
+    ``name`` is anything :func:`env_factory` accepts (a task name, a Gymnasium id, a factory).
     Sub-environments reset themselves when an episode ends. By default with Gymnasium's
     "next-step" autoreset (the step *after* a done returns the first observation of the new
     episode); with ``same_step_autoreset=True`` the step that ends an episode already returns
@@ -421,13 +552,18 @@ def make_vector_env(name: str, num_envs: int, seed: int | None = None, asynchron
     spaces through the check of :func:`spaces_of`.
     If ``seed`` is given the vector env is reset once with seeds ``seed, seed+1, ...``.
     """
-    if num_envs < 1:
+    if int(num_envs) != num_envs or num_envs < 1:
         raise ValueError(f"num_envs must be at least 1; got {num_envs}")
-    fns = [lambda: make_env(name, **kwargs) for _ in range(num_envs)]
+    build = env_factory(name, **kwargs)
+    fns = [build for _ in range(num_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP if same_step_autoreset else gym.vector.AutoresetMode.NEXT_STEP
     venv = (gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode) if asynchronous
             else gym.vector.SyncVectorEnv(fns, autoreset_mode=mode))
-    spaces_of(venv, continuous_actions)  # fail early, with a clear message, on spaces the library cannot use
+    try:
+        spaces_of(venv, continuous_actions)  # fail early, with a clear message, on spaces the library cannot use
+    except UnsupportedSpaceError:
+        venv.close()
+        raise
     if seed is not None:
         venv.reset(seed=[seed + k for k in range(num_envs)])
     return venv

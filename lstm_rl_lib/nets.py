@@ -1,4 +1,9 @@
-"""Policy and value networks with an explicit hidden-state API, shared by Chapters 3-6.
+"""The recurrent core (LSTM, or GRU as a switch) and the policy network of Chapter 3.
+
+:func:`make_rnn` builds the recurrent core every agent of the library uses (Chapter 3's
+:class:`RecurrentPolicy`, Chapter 4's DRQN, Chapter 5's PPO); :func:`rnn_forward` calls it with
+the state as a tuple, ``(h, c)`` for an LSTM and ``(h,)`` for a GRU, so that the rest of the code
+never asks which one it runs. :func:`reset_state` and :func:`detach_state` work on either.
 
 Every network here maps a *time-major* batch of observations to action logits and state values:
 
@@ -6,8 +11,8 @@ Every network here maps a *time-major* batch of observations to action logits an
 
 * ``obs``: ``(T, B, obs_dim)`` float tensor (one-hot encode ``Discrete`` observations first, see
   :func:`lstm_rl_lib.envs.encode_observation`);
-* ``state``: the recurrent state carried *into* step 0, ``(h, c)`` each ``(1, B, H)``; ``None``
-  means zeros (:meth:`RecurrentPolicy.initial_state`);
+* ``state``: the recurrent state carried *into* step 0, ``(h, c)`` each ``(1, B, H)`` (``(h,)`` for a
+  GRU); ``None`` means zeros (:meth:`RecurrentPolicy.initial_state`);
 * ``starts``: optional ``(T, B)`` 0/1 tensor; ``starts[t, b] = 1`` means "a new episode begins at step
   t in column b": the state is **reset to zeros before** step t is processed. This is how one
   rollout can hold several episodes per column without information leaking between them
@@ -19,8 +24,9 @@ Every network here maps a *time-major* batch of observations to action logits an
 swap the memory out and nothing else.
 
 The reset itself lives in one place, :func:`run_lstm`: a loop over steps (which returns the state
-after step T-1), or one fused ``nn.LSTM`` call over the pieces of each column between episode
-starts (:class:`SegmentLayout`), which is what PPO's update (Chapter 5) and DRQN (Chapter 4) use.
+after step T-1), or one fused call over the pieces of each column between episode starts
+(:class:`SegmentLayout`), which is what PPO's update (Chapter 5) uses. DRQN (Chapter 4) replays
+windows that never contain an episode start and runs them as packed sequences instead.
 """
 from __future__ import annotations
 
@@ -30,7 +36,43 @@ import numpy as np
 import torch
 from torch import nn
 
-State = tuple[torch.Tensor, torch.Tensor]
+State = tuple[torch.Tensor, ...]
+CORES = ("lstm", "gru")
+
+
+def make_rnn(kind: str, input_size: int, hidden_size: int, forget_bias: float = 1.0) -> nn.Module:
+    """One recurrent layer: ``"lstm"`` (``nn.LSTM``, the book's default) or ``"gru"`` (``nn.GRU``).
+
+    ``forget_bias`` is the initial bias of the gate that keeps the old state: the LSTM's forget
+    gate f (Chapter 1), or the GRU's update gate z (``h' = (1 - z) * n + z * h``). Both biases of
+    that gate add up, so the input one is set and the hidden one zeroed."""
+    if kind not in CORES:
+        raise ValueError(f"core must be one of {CORES}; got {kind!r}")
+    rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(input_size, hidden_size)
+    with torch.no_grad():   # gate order: LSTM (i, f, g, o), GRU (r, z, n); the second block keeps the state
+        rnn.bias_ih_l0[hidden_size:2 * hidden_size].fill_(forget_bias)
+        rnn.bias_hh_l0[hidden_size:2 * hidden_size].zero_()
+    return rnn
+
+
+def state_arity(rnn: nn.Module) -> int:
+    """How many tensors the state of ``rnn`` has: 2 for an LSTM, 1 for a GRU."""
+    return 2 if isinstance(rnn, nn.LSTM) else 1
+
+
+def rnn_forward(rnn: nn.Module, x, state: State):
+    """``rnn(x, state)`` with the state as a tuple whatever the core (``x`` a tensor or a PackedSequence)."""
+    if isinstance(rnn, nn.LSTM):
+        return rnn(x, tuple(state))
+    out, h = rnn(x, state[0])
+    return out, (h,)
+
+
+def zero_state(rnn: nn.Module, batch_size: int) -> State:
+    """Zeros, ``(1, B, H)`` each, on the device and dtype of ``rnn``'s weights."""
+    p = next(rnn.parameters())
+    return tuple(torch.zeros(1, batch_size, rnn.hidden_size, device=p.device, dtype=p.dtype)
+                 for _ in range(state_arity(rnn)))
 
 
 def _check_obs(obs: torch.Tensor, obs_dim: int) -> None:
@@ -42,12 +84,12 @@ def _check_obs(obs: torch.Tensor, obs_dim: int) -> None:
 def reset_state(state: State, starts: torch.Tensor) -> State:
     """Zero the state of the columns where ``starts`` (shape ``(B,)``) is 1."""
     keep = (1.0 - starts.float()).view(1, -1, 1)
-    return state[0] * keep, state[1] * keep
+    return tuple(s * keep for s in state)
 
 
 def detach_state(state: State | None) -> State | None:
     """Cut the graph at the state (truncated BPTT: gradients stop at the start of the next update)."""
-    return None if state is None else (state[0].detach(), state[1].detach())
+    return None if state is None else tuple(s.detach() for s in state)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -111,9 +153,10 @@ class SegmentLayout:
         return SegmentLayout(dev(gather), dev(scatter), dev(col), dev(keep, torch.float32), (L, N), t0, lengths)
 
 
-def run_lstm(lstm: nn.LSTM, x: torch.Tensor, state: State, starts: torch.Tensor | None = None,
+def run_lstm(lstm: nn.Module, x: torch.Tensor, state: State, starts: torch.Tensor | None = None,
              layout: SegmentLayout | None = None, fused: bool = True) -> tuple[torch.Tensor, State | None]:
-    """Run ``lstm`` over ``x`` (``(T, B, D)``) from ``state``, resetting it to zeros where ``starts`` is 1.
+    """Run ``lstm`` (an ``nn.LSTM`` or ``nn.GRU``, see :func:`make_rnn`) over ``x`` (``(T, B, D)``) from
+    ``state``, resetting it to zeros where ``starts`` is 1.
 
     Returns the outputs ``(T, B, H)`` and the state after step T-1. ``fused=False`` is the
     reference: a Python loop over steps. ``fused=True`` with episode starts inside the block runs
@@ -122,24 +165,23 @@ def run_lstm(lstm: nn.LSTM, x: torch.Tensor, state: State, starts: torch.Tensor 
     """
     T, B, _ = x.shape
     if starts is None and layout is None:
-        return lstm(x, state)
+        return rnn_forward(lstm, x, state)
     if not fused:
         outs = []
         for t in range(T):
             state = reset_state(state, starts[t])
-            o, state = lstm(x[t:t + 1], state)
+            o, state = rnn_forward(lstm, x[t:t + 1], state)
             outs.append(o)
         return torch.cat(outs), state
     if layout is None:
         if T == 1 or not bool(starts[1:].any()):   # no start after step 0: reset, then one call
-            return lstm(x, reset_state(state, starts[0]))
+            return rnn_forward(lstm, x, reset_state(state, starts[0]))
         layout = SegmentLayout.from_starts(starts, x.device)
     L, N = layout.shape
     keep = layout.keep_state0.view(1, N, 1)
-    h0 = state[0][:, layout.first_col] * keep
-    c0 = state[1][:, layout.first_col] * keep
+    s0 = tuple(s[:, layout.first_col] * keep for s in state)
     padded = x.reshape(T * B, -1)[layout.gather].view(L, N, -1)
-    out, _ = lstm(padded, (h0, c0))
+    out, _ = rnn_forward(lstm, padded, s0)
     return out.reshape(L * N, -1)[layout.scatter].view(T, B, -1), None
 
 
@@ -153,19 +195,17 @@ class RecurrentPolicy(nn.Module):
         encoder_size: width of the one-layer tanh encoder in front of the LSTM (0: none).
         forget_bias: initial forget-gate bias (Chapter 1: 1.0 keeps the cell state alive for a few
             steps from the first update; raise it for longer time lags).
+        core: ``"lstm"`` or ``"gru"`` (:func:`make_rnn`); the attribute keeps the name ``lstm``.
     """
 
     recurrent = True
 
     def __init__(self, obs_dim: int, n_actions: int, hidden_size: int = 64, encoder_size: int = 64,
-                 forget_bias: float = 1.0):
+                 forget_bias: float = 1.0, core: str = "lstm"):
         super().__init__()
         self.obs_dim, self.n_actions, self.hidden_size = obs_dim, n_actions, hidden_size
         self.encoder = nn.Sequential(nn.Linear(obs_dim, encoder_size), nn.Tanh()) if encoder_size else nn.Identity()
-        self.lstm = nn.LSTM(encoder_size or obs_dim, hidden_size)
-        with torch.no_grad():   # PyTorch's gate order is (i, f, g, o); two biases add up
-            self.lstm.bias_ih_l0[hidden_size:2 * hidden_size].fill_(forget_bias)
-            self.lstm.bias_hh_l0[hidden_size:2 * hidden_size].zero_()
+        self.lstm = make_rnn(core, encoder_size or obs_dim, hidden_size, forget_bias)
         self.policy_head = nn.Linear(hidden_size, n_actions)
         self.value_head = nn.Linear(hidden_size, 1)
         with torch.no_grad():   # small initial logits: the first policy is close to uniform
@@ -174,16 +214,15 @@ class RecurrentPolicy(nn.Module):
 
     def initial_state(self, batch_size: int) -> State:
         """Zeros, ``(1, B, H)`` each, on the model's device."""
-        p = next(self.parameters())
-        z = torch.zeros(1, batch_size, self.hidden_size, device=p.device, dtype=p.dtype)
-        return z, z.clone()
+        return zero_state(self.lstm, batch_size)
 
     def forward(self, obs: torch.Tensor, state: State | None = None, starts: torch.Tensor | None = None):
         _check_obs(obs, self.obs_dim)
         T, B, _ = obs.shape
         state = self.initial_state(B) if state is None else state
         if state[0].shape != (1, B, self.hidden_size):
-            raise ValueError(f"state must be (h, c) of shape (1, B={B}, H={self.hidden_size}); got {tuple(state[0].shape)}")
+            raise ValueError(f"state must be a tuple of tensors of shape (1, B={B}, H={self.hidden_size}); "
+                             f"got {tuple(state[0].shape)}")
         if starts is not None and starts.shape != (T, B):
             raise ValueError(f"starts must have shape (T, B) = {(T, B)}; got {tuple(starts.shape)}")
         # the step loop where episodes start inside the block: this API promises the state after step T-1

@@ -29,13 +29,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .envs import SpacesInfo, encode_observation, ended_success, make_env, make_vector_env, play_episodes, spaces_of
-from .nets import SegmentLayout, State, run_lstm   # the fused LSTM over segments: shared with Chapter 4's DRQN
+from .agent import Algorithm, TrainResult, check_callback, normalize_observation, register_algorithm
+from .agent import evaluate as evaluate_agent
+from .envs import SpacesInfo, describe_env, encode_observation, ended_success, make_env, make_vector_env, spaces_of
+from .nets import SegmentLayout, State, make_rnn, run_lstm, state_arity   # one recurrent core for every agent
 from .progress import TrainingProgress
 from .runtime import config_from_preset, get_device, seed_everything
 
@@ -50,7 +53,9 @@ class PPOConfig:
     """Settings of :func:`train_ppo`. The defaults are the ones Chapter 5 uses on velocity-free CartPole.
 
     Attributes:
-        env, env_kwargs: a task for :func:`lstm_rl_lib.envs.make_env` and its keyword arguments.
+        env, env_kwargs: the environment, as anything :func:`lstm_rl_lib.envs.env_factory` accepts (a
+            book task name, a Gymnasium id or ``"module:Id"``, or a callable that returns a new
+            ``gymnasium.Env``), and keyword arguments for it.
         policy: ``"lstm"`` or ``"mlp"`` (the memory-less baseline; same code path).
         total_steps: environment steps in all (summed over the ``num_envs`` environments).
         num_envs, num_steps: a rollout is ``num_steps`` steps of each of ``num_envs`` environments.
@@ -75,6 +80,11 @@ class PPOConfig:
         shared_lstm: actor and critic read one LSTM (True) or each has its own (False). On
             velocity-free CartPole the shared one did as well or better over 8 seeds, and is faster
             (one LSTM call instead of two); Ni et al. (2022) found separate ones better on their tasks.
+        critic_trains_lstm: with a shared LSTM, whether the value loss's gradient reaches it (True,
+            as CleanRL's ``ppo_atari_lstm.py``) or stops at the LSTM's output, so that only the policy
+            loss shapes the memory and the critic reads it (False, as SB3-contrib's ``RecurrentPPO``
+            with ``shared_lstm=True``, which detaches the critic's features). Ignored without sharing.
+        core: ``"lstm"`` or ``"gru"`` (:func:`lstm_rl_lib.nets.make_rnn`).
         forget_bias: initial forget-gate bias of the LSTMs.
         fused: recompute with one fused LSTM call over padded segments (True) or a Python loop
             over time steps (False: the slow reference; results agree to float precision).
@@ -86,7 +96,7 @@ class PPOConfig:
             ``"final-state"`` (the update starts every sequence from the state at the *end* of
             the rollout), ``"no-truncation-bootstrap"`` (time limits treated as terminations).
     """
-    env: str = "cartpole-novel"
+    env: Any = "cartpole-novel"
     env_kwargs: dict = field(default_factory=dict)
     policy: str = "lstm"
     total_steps: int = 50_000
@@ -109,6 +119,8 @@ class PPOConfig:
     hidden_size: int = 64
     head_size: int = 64
     shared_lstm: bool = True
+    critic_trains_lstm: bool = True
+    core: str = "lstm"
     forget_bias: float = 1.0
     fused: bool = True
     log_std_init: float = 0.0
@@ -185,7 +197,7 @@ class ObsNormalizer:
             return obs.astype(np.float32)
         if update:
             self.rms.update(obs)
-        return np.clip((obs - self.rms.mean) / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip).astype(np.float32)
+        return normalize_observation(obs, self.rms.mean, self.rms.var, self.clip)
 
 
 class RewardScaler:
@@ -231,17 +243,18 @@ class ActorCritic(nn.Module):
 
     def __init__(self, obs_dim: int, n_actions: int, continuous: bool = False, recurrent: bool = True,
                  hidden_size: int = 64, head_size: int = 64, shared_lstm: bool = False, forget_bias: float = 1.0,
-                 log_std_init: float = 0.0):
+                 log_std_init: float = 0.0, core: str = "lstm", critic_trains_lstm: bool = True):
         super().__init__()
         self.obs_dim, self.n_actions, self.continuous = obs_dim, n_actions, continuous
         self.recurrent, self.shared, self.hidden_size = recurrent, shared_lstm and recurrent, hidden_size
+        self.critic_trains_lstm = critic_trains_lstm
         if recurrent:
-            self.actor_core = nn.LSTM(obs_dim, hidden_size)
-            self.critic_core = None if self.shared else nn.LSTM(obs_dim, hidden_size)
+            self.actor_core = make_rnn(core, obs_dim, hidden_size, forget_bias)
+            self.critic_core = None if self.shared else make_rnn(core, obs_dim, hidden_size, forget_bias)
             for lstm in filter(None, (self.actor_core, self.critic_core)):
                 for name, p in lstm.named_parameters():
                     (nn.init.orthogonal_(p) if "weight" in name else nn.init.zeros_(p))
-                with torch.no_grad():   # gate order (i, f, g, o)
+                with torch.no_grad():   # the gate that keeps the state: LSTM (i, f, g, o), GRU (r, z, n)
                     lstm.bias_ih_l0[hidden_size:2 * hidden_size].fill_(forget_bias)
         else:
             self.actor_core = nn.Sequential(_layer(obs_dim, hidden_size), nn.Tanh())
@@ -258,8 +271,8 @@ class ActorCritic(nn.Module):
         if not self.recurrent:
             return None
         p = next(self.parameters())
-        z = torch.zeros(1, batch_size, self.state_size, device=p.device, dtype=p.dtype)
-        return z, z.clone()
+        return tuple(torch.zeros(1, batch_size, self.state_size, device=p.device, dtype=p.dtype)
+                     for _ in range(state_arity(self.actor_core)))
 
     def forward(self, obs: torch.Tensor, state: State | None = None, starts: torch.Tensor | None = None,
                 layout: SegmentLayout | None = None, fused: bool = True):
@@ -270,17 +283,18 @@ class ActorCritic(nn.Module):
         T, B, _ = obs.shape
         state = self.initial_state(B) if state is None else state
         if state[0].shape != (1, B, self.state_size):
-            raise ValueError(f"state must be (h, c) of shape (1, B={B}, {self.state_size}); got {tuple(state[0].shape)}")
+            raise ValueError(f"state must be a tuple of tensors of shape (1, B={B}, {self.state_size}); "
+                             f"got {tuple(state[0].shape)}")
         if starts is not None and starts.shape != (T, B):
             raise ValueError(f"starts must have shape (T, B) = {(T, B)}; got {tuple(starts.shape)}")
         H = self.hidden_size
         if self.shared:
             z, new_state = run_lstm(self.actor_core, obs, state, starts, layout, fused)
-            za = zc = z
+            za, zc = z, (z if self.critic_trains_lstm else z.detach())
         else:
-            za, sa = run_lstm(self.actor_core, obs, (state[0][..., :H], state[1][..., :H]), starts, layout, fused)
-            zc, sc = run_lstm(self.critic_core, obs, (state[0][..., H:], state[1][..., H:]), starts, layout, fused)
-            new_state = None if sa is None else (torch.cat([sa[0], sc[0]], -1), torch.cat([sa[1], sc[1]], -1))
+            za, sa = run_lstm(self.actor_core, obs, tuple(s[..., :H] for s in state), starts, layout, fused)
+            zc, sc = run_lstm(self.critic_core, obs, tuple(s[..., H:] for s in state), starts, layout, fused)
+            new_state = None if sa is None else tuple(torch.cat([a, c], -1) for a, c in zip(sa, sc))
         return self.actor_head(za), self.critic_head(zc).squeeze(-1), new_state
 
     def log_prob_entropy(self, out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -311,7 +325,7 @@ class ActorCritic(nn.Module):
 def make_actor_critic(config: PPOConfig, spaces: SpacesInfo) -> ActorCritic:
     return ActorCritic(spaces.obs_dim, spaces.n_actions, spaces.continuous_actions, config.policy == "lstm",
                        config.hidden_size, config.head_size, config.shared_lstm, config.forget_bias,
-                       config.log_std_init)
+                       config.log_std_init, config.core, config.critic_trains_lstm)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,7 +431,7 @@ class RolloutCollector:
         values = torch.empty(T, B, device=self.device)
         rewards, terminated, truncated, starts = (np.zeros((T, B), np.float32) for _ in range(4))
         final_values = torch.zeros(T, B, device=self.device)
-        state0 = None if self.state is None else (self.state[0].clone(), self.state[1].clone())
+        state0 = None if self.state is None else tuple(x.clone() for x in self.state)
         state = self.state
         for t in range(T):
             obs[t], starts[t] = self.obs, self.next_starts
@@ -436,8 +450,8 @@ class RolloutCollector:
             terminated[t], truncated[t] = term, trunc
             if trunc.any():
                 idx = np.nonzero(trunc)[0]
-                final = self._encode(np.stack([info["final_obs"][i] for i in idx]))
-                s = None if state is None else (state[0][:, idx], state[1][:, idx])
+                final = self.obs_norm(np.stack([encode_observation(info["final_obs"][i], self.spaces) for i in idx]))
+                s = None if state is None else tuple(x[:, idx] for x in state)
                 _, v_final, _ = net(self._tensor(final)[None], s)
                 final_values[t, torch.as_tensor(idx, device=self.device)] = v_final[0]
             success = ended_success(info, done)
@@ -452,7 +466,7 @@ class RolloutCollector:
                        rewards=self._tensor(rewards), terminated=self._tensor(terminated),
                        truncated=self._tensor(truncated), starts=self._tensor(starts), final_values=final_values,
                        last_values=last_values[0], state0=state0,
-                       final_state=None if state is None else (state[0].clone(), state[1].clone()),
+                       final_state=None if state is None else tuple(x.clone() for x in state),
                        starts_host=starts)
 
     def close(self) -> None:
@@ -473,7 +487,7 @@ def evaluate_actions(net: ActorCritic, rollout: Rollout, cols: torch.Tensor, lay
                      fused: bool = True, state0: State | None = None):
     """Recompute log-probabilities, entropies and values of the rollout's columns ``cols``."""
     s0 = rollout.state0 if state0 is None else state0
-    s = None if s0 is None else (s0[0][:, cols], s0[1][:, cols])
+    s = None if s0 is None else tuple(x[:, cols] for x in s0)
     out, values, _ = net(rollout.obs[:, cols], s, rollout.starts[:, cols], layout=layout, fused=fused)
     logp, entropy = net.log_prob_entropy(out, rollout.actions[:, cols])
     return logp, entropy, values
@@ -497,6 +511,17 @@ def ppo_loss(new_logp, entropy, values, old_logp, advantages, returns, clip_coef
 
 
 STAT_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+#: What :func:`ppo_update` reports per rollout: the means of :data:`STAT_NAMES` over its minibatch steps
+#: (``approx_kl`` is Schulman's ``E[(ratio - 1) - log ratio]``, ``clip_fraction`` the share of steps whose
+#: ratio left ``[1 - eps, 1 + eps]``), and ``explained_variance`` ``1 - Var[R - V] / Var[R]`` of the
+#: critic's values while acting against the rollout's returns (1: perfect, 0: no better than a constant).
+UPDATE_STATS = STAT_NAMES + ("explained_variance",)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """``1 - Var[returns - values] / Var[returns]`` (a tensor; NaN when the returns do not vary)."""
+    var = returns.var()
+    return torch.where(var > 0, 1 - (returns - values).var() / var, torch.full_like(var, float("nan")))
 
 
 def _step(net: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float) -> None:
@@ -518,8 +543,10 @@ def ppo_update(net: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
     advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.terminated, rollout.truncated,
                                       rollout.last_values, rollout.final_values, config.gamma, config.gae_lambda,
                                       bootstrap_truncation=config.mistake != "no-truncation-bootstrap")
+    ev = explained_variance(rollout.values, returns)
     if config.mistake == "shuffle-time" and net.recurrent:
-        return _update_shuffled_steps(net, optimizer, rollout, advantages, returns, config, clip_coef, rng)
+        stats = _update_shuffled_steps(net, optimizer, rollout, advantages, returns, config, clip_coef, rng)
+        return {**stats, "explained_variance": float(ev)}
     state0 = rollout.final_state if config.mistake == "final-state" else None
     plans = []
     for _ in range(config.epochs):
@@ -535,7 +562,7 @@ def ppo_update(net: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
                                returns[:, cols], clip_coef, config.vf_coef, config.ent_coef, config.norm_adv)
         _step(net, optimizer, loss, config.max_grad_norm)
         total += stats
-    return dict(zip(STAT_NAMES, (total / len(plans)).tolist()))
+    return dict(zip(UPDATE_STATS, torch.cat([total / len(plans), ev[None]]).tolist()))   # one read-back
 
 
 def _update_shuffled_steps(net, optimizer, rollout, advantages, returns, config, clip_coef, rng) -> dict:
@@ -560,45 +587,48 @@ def _update_shuffled_steps(net, optimizer, rollout, advantages, returns, config,
 # Training and evaluation
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class PPOResult:
-    """What :func:`train_ppo` returns.
+class PPOResult(TrainResult):
+    """What :func:`train_ppo` returns (:class:`lstm_rl_lib.agent.TrainResult`).
 
-    ``history``: one entry per rollout: ``env_steps`` (cumulative), ``return``/``length``/``success``
+    ``history``: one row per rollout: ``env_steps`` (cumulative), ``return``/``length``/``success``
     (means over the episodes that finished during the rollout; NaN if none), ``seconds`` (wall time
-    since the start), and the update statistics of :data:`STAT_NAMES`.
-    ``obs_norm`` holds the observation statistics the policy was trained with (evaluation needs them).
+    since the start), and the update statistics of :data:`UPDATE_STATS` (approximate KL, clip
+    fraction, explained variance, entropy, the two losses).
+    ``obs_norm`` holds the observation statistics the policy was trained with (``agent`` carries them).
     """
-    config: PPOConfig
-    net: ActorCritic
-    obs_norm: ObsNormalizer
-    history: dict
-    interrupted: bool = False
+    obs_norm: ObsNormalizer | None = None
+    algorithm = "ppo"
 
-    @property
-    def seconds(self) -> float:
-        return self.history["seconds"][-1] if self.history["seconds"] else 0.0
+    def _obs_rms(self):
+        if self.obs_norm is None or not self.obs_norm.enabled:
+            return None
+        return self.obs_norm.rms.mean.copy(), self.obs_norm.rms.var.copy()
 
 
 def train_ppo(config: PPOConfig | None = None, progress: bool = True, callback=None, **overrides) -> PPOResult:
     """Train an LSTM (or feed-forward) actor-critic with PPO; Ctrl-C returns what was learned so far.
 
-    ``callback(result_so_far)`` is called after every update (e.g. to evaluate every k steps); if
-    it returns True training stops.
+    ``callback(result_so_far)`` is called after every update, that is after every row of the history
+    (e.g. to evaluate every k steps); if it returns True training stops (``interrupted`` is then True).
     """
     config = PPOConfig(**{**(asdict(config) if config else {}), **overrides})
+    check_callback(callback)
     seed_everything(config.seed)
     device = get_device(config.device)
     probe = make_env(config.env, **config.env_kwargs)
     spaces = spaces_of(probe, continuous_actions=True)
+    obs_space, act_space = probe.observation_space, probe.action_space
     probe.close()
     net = make_actor_critic(config, spaces).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, eps=1e-5)
     collector = RolloutCollector(config, net, device)
     rng = np.random.default_rng(config.seed)
-    history = {k: [] for k in ("env_steps", "return", "length", "success", "seconds", *STAT_NAMES)}
-    result = PPOResult(config, net, collector.obs_norm, history)
+    history = {k: [] for k in ("env_steps", "return", "length", "success", "seconds", *UPDATE_STATS)}
+    result = PPOResult(config=config, net=net, history=history, obs_norm=collector.obs_norm,
+                       observation_space=obs_space, action_space=act_space)
     start, steps_per_update = time.perf_counter(), config.num_envs * config.num_steps
-    desc = f"PPO {config.policy} {config.env} seed={config.seed}"
+    desc = f"PPO {config.policy} {describe_env(config.env)} seed={config.seed}"
+    stopped = False
     with TrainingProgress(config.num_updates, desc=desc, disable=not progress) as bar:
         for update in bar:
             frac = 1.0 - update / config.num_updates
@@ -616,39 +646,20 @@ def train_ppo(config: PPOConfig | None = None, progress: bool = True, callback=N
             for k, v in stats.items():
                 history[k].append(v)
             history["seconds"].append(time.perf_counter() - start)
+            result.seconds = history["seconds"][-1]
             bar.set_postfix(ret=f"{history['return'][-1]:.1f}")
             if callback is not None and callback(result):
+                stopped = True
                 break
     collector.close()
-    result.interrupted = bar.interrupted
+    result.seconds = time.perf_counter() - start
+    result.interrupted = bar.interrupted or stopped
     return result
 
 
-@torch.no_grad()
-def evaluate(net: ActorCritic, env: str, obs_norm: ObsNormalizer | None = None, episodes: int = 20,
-             env_kwargs: dict | None = None, seed: int = 100_000, deterministic: bool = True) -> dict:
-    """Run ``episodes`` episodes, all at once in a vector environment (one episode per copy).
-
-    Deterministic by default: the most likely action (discrete) or the mean (continuous).
-    Observations are normalised with ``obs_norm`` frozen. Returns ``{"return", "length", "success"}``
-    lists (success NaN where the task does not report it).
-    """
-    device = next(net.parameters()).device
-    venv = make_vector_env(env, episodes, continuous_actions=True, **(env_kwargs or {}))
-    spaces = spaces_of(venv, continuous_actions=True)
-    state = net.initial_state(episodes)
-
-    def act(raw):
-        nonlocal state
-        x = encode_observation(raw, spaces)
-        x = obs_norm(x) if obs_norm is not None else x
-        out, _, state = net(torch.as_tensor(x, device=device)[None], state)
-        a = net.act(out[0], deterministic)[0].cpu().numpy()
-        if spaces.continuous_actions:
-            a = np.clip(a, np.array(spaces.action_low, np.float32), np.array(spaces.action_high, np.float32))
-        return a
-
-    return play_episodes(venv, act, seed)
+#: The evaluation of every algorithm (:func:`lstm_rl_lib.agent.evaluate`): ``evaluate(result or agent,
+#: env=None, episodes=20, seed=100_000, deterministic=True, env_kwargs=None)``.
+evaluate = evaluate_agent
 
 
 def time_update(config: PPOConfig, device: torch.device | str = "cpu", rollouts: int = 4, seed: int = 0) -> float:
@@ -684,9 +695,16 @@ def run_experiment(job: dict) -> dict:
     """
     config = PPOConfig(**job["config"])
     result = train_ppo(config, progress=job.get("progress", False))
-    ev = evaluate(result.net, config.env, result.obs_norm, job.get("eval_episodes", 20), config.env_kwargs,
-                  seed=100_000 + config.seed)
+    ev = result.agent.evaluate(episodes=job.get("eval_episodes", 20), seed=100_000 + config.seed)
     return {"config": asdict(config), "history": result.history, "eval": ev, "seconds": result.seconds,
             "interrupted": result.interrupted,
             "state_dict": {k: v.detach().cpu() for k, v in result.net.state_dict().items()},
             "obs_rms": (result.obs_norm.rms.mean, result.obs_norm.rms.var)}
+
+
+def _act(net: ActorCritic, x: torch.Tensor, state, deterministic: bool, config: PPOConfig):
+    out, _, state = net(x, state)
+    return net.act(out[0], deterministic)[0], state
+
+
+register_algorithm(Algorithm("ppo", PPOConfig, make_actor_critic, _act, continuous_actions=True))

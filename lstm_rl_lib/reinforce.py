@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch.distributions import Categorical
 
-from .envs import encode_observation, make_env, make_vector_env, spaces_of
-from .nets import make_policy
+from .agent import Algorithm, TrainResult, check_callback, register_algorithm
+from .agent import evaluate as evaluate_agent
+from .envs import describe_env, encode_observation, make_env, make_vector_env, spaces_of
+from .nets import CORES, make_policy
 from .progress import TrainingProgress
 from .runtime import get_device, seed_everything
 
@@ -39,9 +42,12 @@ class ReinforceConfig:
     """Settings of :func:`train_reinforce`.
 
     Attributes:
-        env: a task name for :func:`lstm_rl_lib.envs.make_env` (``"tmaze"``, ``"cartpole-novel"``, any Gymnasium id).
-        env_kwargs: keyword arguments for the task (e.g. ``{"length": 10}``).
+        env: the environment, as anything :func:`lstm_rl_lib.envs.env_factory` accepts: a book task
+            (``"tmaze"``, ``"cartpole-novel"``), a Gymnasium id or ``"module:Id"``, or a callable that
+            returns a new ``gymnasium.Env``.
+        env_kwargs: keyword arguments for it (e.g. ``{"length": 10}``).
         policy: ``"lstm"`` (recurrent) or ``"mlp"`` (feed-forward baseline, same interface).
+        core: ``"lstm"`` or ``"gru"``, the recurrent core of ``policy="lstm"`` (:func:`lstm_rl_lib.nets.make_rnn`).
         hidden_size: LSTM state size (or width of the feed-forward net).
         forget_bias: initial forget-gate bias of the LSTM.
         num_envs: episodes per update; acting is batched over this many environments.
@@ -49,7 +55,9 @@ class ReinforceConfig:
         lr: Adam's learning rate.
         gamma: discount factor of the returns.
         baseline: ``"value"`` (a learned V(h_t), the value head), ``"mean"`` (the batch's mean return)
-            or ``"none"``. A baseline does not change the expected gradient, only its variance.
+            or ``"none"``. A baseline does not change the expected gradient, only its variance. Only
+            with ``"value"`` is the value head trained, and so only then is a truncated episode's
+            return bootstrapped from it; otherwise the return stops at the time limit.
         value_coef: weight of the value head's squared error in the loss.
         entropy_coef: weight of the entropy bonus (keeps the policy exploring early on).
         normalize_advantages: rescale the advantages of a batch to mean 0, std 1 (over real steps).
@@ -61,9 +69,10 @@ class ReinforceConfig:
         seed: seeds the environments, the weights and the action sampling.
         device: ``"cpu"``/``"cuda"``; None picks CUDA when available.
     """
-    env: str = "tmaze"
+    env: Any = "tmaze"
     env_kwargs: dict = field(default_factory=dict)
     policy: str = "lstm"
+    core: str = "lstm"
     hidden_size: int = 32
     forget_bias: float = 1.0
     num_envs: int = 16
@@ -84,6 +93,8 @@ class ReinforceConfig:
             raise ValueError(f"baseline must be one of {BASELINES}; got {self.baseline!r}")
         if self.policy not in ("lstm", "mlp"):
             raise ValueError(f"policy must be 'lstm' or 'mlp'; got {self.policy!r}")
+        if self.core not in CORES:
+            raise ValueError(f"core must be one of {CORES}; got {self.core!r}")
         if self.num_envs < 1 or self.updates < 0:
             raise ValueError(f"num_envs must be >= 1 and updates >= 0; got {self.num_envs}, {self.updates}")
         if not 0 <= self.gamma <= 1:
@@ -180,13 +191,15 @@ class EpisodeBatch:
 
 
 @torch.no_grad()
-def collect_episodes(venv, policy, device, max_steps: int | None = None, seed: int | None = None) -> EpisodeBatch:
+def collect_episodes(venv, policy, device, max_steps: int | None = None, seed: int | None = None,
+                     bootstrap_truncated: bool = True) -> EpisodeBatch:
     """Run exactly one episode in each sub-environment of ``venv``, all B in lockstep.
 
     The policy's state starts at zeros for every episode. A sub-environment whose episode has
     ended keeps stepping (Gymnasium's vector envs reset it on the next step) but nothing it
-    does is recorded. For a truncated episode the value head's estimate of the final
-    observation, with the state at that point, is stored as ``bootstrap``.
+    does is recorded. For a truncated episode (and with ``bootstrap_truncated``, which only makes sense when
+    the value head is trained) the value head's estimate of the final observation, with the state
+    at that point, is stored as ``bootstrap``; otherwise ``bootstrap`` stays 0.
     """
     info_spaces = spaces_of(venv)
     B = venv.num_envs
@@ -213,7 +226,7 @@ def collect_episodes(venv, policy, device, max_steps: int | None = None, seed: i
         capped = max_steps is not None and t >= max_steps
         ended = live & (terminated | truncated | capped)
         cut = ended & ~terminated                     # time limit, not the end of the task: bootstrap
-        if cut.any():
+        if bootstrap_truncated and cut.any():
             x_next = torch.as_tensor(encode_observation(next_obs, info_spaces), device=device)[None]
             _, v_next, _ = policy(x_next, state)
             bootstrap[torch.as_tensor(cut, device=device)] = v_next[0][torch.as_tensor(cut, device=device)]
@@ -231,43 +244,57 @@ def collect_episodes(venv, policy, device, max_steps: int | None = None, seed: i
 # Training
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class ReinforceResult:
-    """What :func:`train_reinforce` returns: the config, the trained policy and the history.
+class ReinforceResult(TrainResult):
+    """What :func:`train_reinforce` returns (:class:`lstm_rl_lib.agent.TrainResult`).
 
-    ``history`` has one entry per update: ``update``, ``env_steps`` (cumulative), ``return``
+    ``history`` has one row per update: ``update``, ``env_steps`` (cumulative), ``return``
     (mean undiscounted return of the batch's episodes), ``success`` (mean success, NaN if the
     task does not report it), ``length``, ``loss``, ``entropy``, ``advantage_std``, ``seconds``.
+    ``policy`` is the trained network (the same object as ``net``).
     """
-    config: ReinforceConfig
-    policy: torch.nn.Module
-    history: dict
-    interrupted: bool = False
+    algorithm = "reinforce"
+
+    @property
+    def policy(self) -> torch.nn.Module:
+        return self.net
 
 
-def train_reinforce(config: ReinforceConfig | None = None, progress: bool = True, **overrides) -> ReinforceResult:
+def build_policy(config: ReinforceConfig, spaces) -> torch.nn.Module:
+    """The network of ``config`` for an environment with ``spaces`` (:class:`lstm_rl_lib.envs.SpacesInfo`)."""
+    return make_policy(config.policy, spaces.obs_dim, spaces.n_actions, hidden_size=config.hidden_size,
+                       forget_bias=config.forget_bias, core=config.core)
+
+
+def train_reinforce(config: ReinforceConfig | None = None, progress: bool = True, callback=None,
+                    **overrides) -> ReinforceResult:
     """Train a recurrent (or feed-forward) policy with REINFORCE on whole episodes.
 
     Each update: collect ``num_envs`` episodes with the current policy (batched acting), compute
-    returns-to-go (bootstrapped at truncation with the value head), run the policy over the padded
-    episodes from a zero state in one call, and take one Adam step on :func:`reinforce_loss`.
+    returns-to-go (bootstrapped at truncation with the value head when it is trained, i.e. with the
+    ``"value"`` baseline), run the policy over the padded episodes from a zero state in one call,
+    and take one Adam step on :func:`reinforce_loss`. ``callback(result_so_far)`` is called after
+    every update (every row of the history); if it returns True training stops.
     Ctrl-C stops training and returns the policy and history so far.
     """
     config = ReinforceConfig(**{**(asdict(config) if config else {}), **overrides})
+    check_callback(callback)
     seed_everything(config.seed)
     device = get_device(config.device)
     venv = make_vector_env(config.env, config.num_envs, **config.env_kwargs)
     spaces = spaces_of(venv)
-    policy = make_policy(config.policy, spaces.obs_dim, spaces.n_actions, hidden_size=config.hidden_size,
-                         forget_bias=config.forget_bias).to(device)
+    policy = build_policy(config, spaces).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
     history = {k: [] for k in ("update", "env_steps", "return", "success", "length", "loss", "entropy",
                                "advantage_std", "seconds")}
-    env_steps, start = 0, time.perf_counter()
-    desc = f"REINFORCE {config.policy} {config.env} seed={config.seed}"
+    result = ReinforceResult(config=config, net=policy, history=history,
+                             observation_space=venv.single_observation_space, action_space=venv.single_action_space)
+    env_steps, start, stopped = 0, time.perf_counter(), False
+    desc = f"REINFORCE {config.policy} {describe_env(config.env)} seed={config.seed}"
     with TrainingProgress(config.updates, desc=desc, disable=not progress) as bar:
         for update in bar:
             batch = collect_episodes(venv, policy, device, config.max_episode_steps,
-                                     seed=[config.seed * 10_000 + k for k in range(config.num_envs)] if update == 0 else None)
+                                     seed=[config.seed * 10_000 + k for k in range(config.num_envs)] if update == 0 else None,
+                                     bootstrap_truncated=config.baseline == "value")
             returns = returns_to_go(batch.rewards, batch.mask, config.gamma, batch.bootstrap)
             logits, values, _ = policy(batch.obs, None)      # whole episodes, from a zero state
             loss, parts = reinforce_loss(logits, values, batch.actions, returns, batch.mask, config.baseline,
@@ -286,9 +313,21 @@ def train_reinforce(config: ReinforceConfig | None = None, progress: bool = True
             history["entropy"].append(parts["entropy"])
             history["advantage_std"].append(parts["advantage_std"])
             history["seconds"].append(time.perf_counter() - start)
+            result.seconds = history["seconds"][-1]
             bar.set_postfix(ret=f"{history['return'][-1]:.1f}")
+            if callback is not None and callback(result):
+                stopped = True
+                break
     venv.close()
-    return ReinforceResult(config=config, policy=policy, history=history, interrupted=bar.interrupted)
+    result.seconds, result.interrupted = time.perf_counter() - start, bar.interrupted or stopped
+    return result
+
+
+#: The evaluation of every algorithm (:func:`lstm_rl_lib.agent.evaluate`): ``evaluate(result or agent,
+#: env=None, episodes=20, seed=100_000, deterministic=True, env_kwargs=None)``; all episodes at once.
+#: :func:`evaluate_policy` below plays them one after another and can carry the state across episodes
+#: (the bug of Chapter 3's pitfalls).
+evaluate = evaluate_agent
 
 
 @torch.no_grad()
@@ -321,3 +360,26 @@ def evaluate_policy(policy, env: str, episodes: int = 100, env_kwargs: dict | No
         out["success"].append(float(info["success"]) if "success" in info else float("nan"))
     e.close()
     return out
+
+
+def run_experiment(job: dict) -> dict:
+    """Train and evaluate one configuration; a picklable job for :func:`lstm_rl_lib.runtime.map_processes`,
+    the same shape as ``dqn.run_experiment`` and ``ppo.run_experiment``.
+
+    ``job``: ``{"config": {...ReinforceConfig fields...}, "eval_episodes": 20}``. Returns the config, the
+    history, the greedy evaluation (:func:`evaluate`, seeds ``100_000 + 1000 * seed`` on), the
+    training wall time and the trained weights."""
+    config = ReinforceConfig(**job["config"])
+    result = train_reinforce(config, progress=job.get("progress", False))
+    ev = result.agent.evaluate(episodes=job.get("eval_episodes", 20), seed=100_000 + 1000 * config.seed)
+    return {"config": asdict(config), "history": result.history, "eval": ev, "seconds": result.seconds,
+            "interrupted": result.interrupted,
+            "state_dict": {k: v.detach().cpu() for k, v in result.net.state_dict().items()}}
+
+
+def _act(net, x: torch.Tensor, state, deterministic: bool, config: ReinforceConfig):
+    logits, _, state = net(x, state)
+    return (logits[0].argmax(-1) if deterministic else Categorical(logits=logits[0]).sample()), state
+
+
+register_algorithm(Algorithm("reinforce", ReinforceConfig, build_policy, _act))

@@ -72,35 +72,70 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def available_cpus() -> int:
+    """The CPU cores this process may really use: its affinity mask, capped by a cgroup CPU quota
+    (containers, Binder, CI runners), never just ``os.cpu_count()``, which counts the whole machine."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):   # not on Linux
+        n = os.cpu_count() or 1
+    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()),                       # cgroup v2
+                        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", lambda t: [t.strip(), None])):  # cgroup v1
+        try:
+            quota, period = parse(open(path).read())
+            if quota in ("max", "-1"):
+                continue
+            if period is None:
+                period = open("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read().strip()
+            n = min(n, max(1, int(int(quota) // int(period))))
+        except (OSError, ValueError):
+            continue
+    return max(1, n)
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
 
 
-def map_processes(fn, jobs: list, workers: int | None = None, desc: str = "runs", progress: bool = True) -> list:
+def map_processes(fn, jobs: list, workers: int | None = None, desc: str = "runs", progress: bool = True,
+                  executor=None) -> list:
     """``[fn(job) for job in jobs]``, spread over worker processes; results in the order of ``jobs``.
 
     Small networks on a CPU use one core badly: two training runs side by side, one thread each,
     finish about twice as fast as the same runs one after another. ``workers`` defaults to the
-    number of CPU cores (1 when a GPU is present: the runs then share the GPU one at a time, in
-    this process). ``fn`` must be importable (a module-level function of the library), and each
-    job picklable (e.g. a dict of settings). A progress bar counts finished runs; Ctrl-C stops
-    the pool and returns the results finished so far (``None`` for the others).
+    CPU cores this process may use (:func:`available_cpus`; 1 when a GPU is present: the runs then
+    share the GPU one at a time, in this process). ``fn`` must be importable (a module-level function
+    of the library, e.g. ``ppo.run_experiment``), and each job picklable (e.g. a dict of settings;
+    an environment given as a factory must then be a module-level function, not a lambda).
+
+    ``executor``: any ``concurrent.futures.Executor`` to run the jobs on instead of the local pool,
+    e.g. a Dask ``distributed.Client().get_executor()`` or Ray's ``ray.util.ProcessPoolExecutor`` for
+    a sweep over a cluster; it is used as it is and not shut down here. Each job must run in a process
+    of its own (threads share torch's global random generator, so seeded runs side by side in threads
+    would not repeat), and a process pool should start its workers with ``spawn`` (forking a process
+    that has already run torch can hang), as the default pool does.
+
+    A progress bar counts finished runs; Ctrl-C stops the pool and returns the results finished so
+    far (``None`` for the others).
     """
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
     from tqdm.auto import tqdm
 
     import torch
 
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor (e.g. ProcessPoolExecutor, a Dask client's "
+                        f"get_executor(), Ray's ProcessPoolExecutor); got {type(executor).__name__}")
     if workers is None:
-        workers = 1 if torch.cuda.is_available() else (os.cpu_count() or 1)
-    workers = max(1, min(int(workers), len(jobs)))
+        workers = 1 if torch.cuda.is_available() else available_cpus()
+    workers = max(1, min(int(workers), len(jobs) or 1))
     results = [None] * len(jobs)
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress, ncols=90)
-    if workers == 1:
+    if workers == 1 and executor is None:
         try:
             for k, job in enumerate(jobs):
                 results[k] = fn(job)
@@ -109,18 +144,22 @@ def map_processes(fn, jobs: list, workers: int | None = None, desc: str = "runs"
             print(f"Interrupted: {bar.n} of {len(jobs)} {desc} finished; keeping those.")
         bar.close()
         return results
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                               initargs=(threads,))
+    own = executor is None
+    if own:
+        threads = max(1, available_cpus() // workers)
+        executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                       initargs=(threads,))
     try:
-        futures = {pool.submit(fn, job): k for k, job in enumerate(jobs)}
+        futures = {executor.submit(fn, job): k for k, job in enumerate(jobs)}
         for future in as_completed(futures):
             results[futures[future]] = future.result()
             bar.update(1)
     except KeyboardInterrupt:
         print(f"Interrupted: {bar.n} of {len(jobs)} {desc} finished; keeping those.")
-        pool.shutdown(wait=False, cancel_futures=True)
+        for future in futures:
+            future.cancel()
     finally:
         bar.close()
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
     return results

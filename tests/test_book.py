@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lstm_rl_lib import notebooks
+import notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = notebooks.chapter_paths()

@@ -175,11 +175,16 @@ def test_frame_stacker_keeps_the_last_k_and_clears_at_episode_start():
 
 @pytest.mark.parametrize("agent", ["lstm", "stack", "mlp"])
 def test_training_runs_for_every_agent_and_evaluates(agent):
-    res = dqn.train_dqn(progress=False, agent=agent, env="tmaze", env_kwargs={"length": 2}, total_steps=600,
-                        num_envs=2, learning_starts=100, batch_size=4, seq_len=4, burn_in=2)
-    assert res.history["env_steps"] and np.isfinite(res.losses[-1][1] if res.losses else 0.0)
-    ev = dqn.evaluate(res.net, res.config, episodes=3)
-    assert len(ev["success"]) == 3
+    res = dqn.train_dqn(progress=False, agent=agent, env="tmaze", env_kwargs={"length": 2}, total_steps=1000,
+                        num_envs=2, learning_starts=100, train_every=4, batch_size=4, seq_len=4, burn_in=2)
+    # (1000 - 100) / 4 = 225 gradient steps: two loss records (one every 100), finite
+    assert [s for s, _ in res.losses] and len(res.losses) == 2 and all(np.isfinite(l) for _, l in res.losses)
+    torch.manual_seed(0)
+    fresh = dqn.make_q_network(res.config, 4, 4)      # same seed: the weights training started from
+    assert res.history["env_steps"][-1] <= 1000 and res.history["env_steps"] == sorted(res.history["env_steps"])
+    assert any(not torch.equal(p, q) for p, q in zip(res.net.state_dict().values(), fresh.state_dict().values()))
+    ev = dqn.evaluate(res, episodes=3)
+    assert len(ev["success"]) == 3 and all(s in (0.0, 1.0) for s in ev["success"])
 
 
 def _n_step_reference(rewards, terminated, mask, values, gamma, n):
@@ -223,7 +228,7 @@ def test_drqn_learns_a_short_t_maze_and_memoryless_dqn_cannot():
     for agent in ("lstm", "mlp"):
         cfg = dqn.preset("tmaze", agent=agent, env_kwargs={"length": 4}, total_steps=4_000, seed=0)
         res = dqn.train_dqn(cfg, progress=False)
-        success[agent] = np.mean(dqn.evaluate(res.net, cfg, episodes=40)["success"])
+        success[agent] = np.mean(dqn.evaluate(res, episodes=40)["success"])
     assert success["lstm"] >= 0.95, success
     assert success["mlp"] <= 0.65, success
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lstm_rl_lib import notebooks
+import notebooks
 from lstm_rl_lib.exercises import ExerciseFailed, check_function
 
 CHAPTERS = notebooks.chapter_paths()

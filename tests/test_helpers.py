@@ -92,7 +92,7 @@ def test_summary_is_found_by_the_run_command(capsys):
     import nbformat
     from IPython.core.interactiveshell import InteractiveShell
 
-    from lstm_rl_lib.notebooks import find_summary
+    from notebooks import find_summary
 
     outputs = []
     shell = InteractiveShell.instance()

@@ -2,7 +2,7 @@
 where the test command's second step re-runs them under nbval)."""
 import pytest
 
-from lstm_rl_lib import notebooks
+import notebooks
 
 CHAPTERS = notebooks.chapter_paths()
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lstm_rl_lib import ppo
-from lstm_rl_lib.envs import make_env, spaces_of
+from lstm_rl_lib.envs import make_env, make_vector_env, spaces_of
+from lstm_rl_lib.nets import reset_state
 from lstm_rl_lib.ppo import (ActorCritic, PPOConfig, RolloutCollector, SegmentLayout, compute_gae, evaluate,
                              evaluate_actions, run_lstm, train_ppo)
 
@@ -211,7 +212,7 @@ def test_update_never_waits_for_the_device(monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, guard(name))
     stats = ppo.ppo_update(net, opt, rollout, cfg, 0.2, np.random.default_rng(0))
     monkeypatch.undo()
-    assert set(stats) == set(ppo.STAT_NAMES) and np.isfinite(list(stats.values())).all()
+    assert set(stats) == set(ppo.UPDATE_STATS) and np.isfinite(list(stats.values())).all()
     with pytest.raises(AssertionError, match="synchronisation"):   # the check itself works
         monkeypatch.setattr(torch.Tensor, "item", guard("item"))
         torch.zeros(1).item()
@@ -241,8 +242,8 @@ def test_lstm_ppo_learns_the_tmaze_and_the_feedforward_policy_cannot():
                   shared_lstm=False)   # as in the T-maze preset
     lstm = train_ppo(progress=False, policy="lstm", **common)
     mlp = train_ppo(progress=False, policy="mlp", **common)
-    s_lstm = np.mean(evaluate(lstm.net, "tmaze", lstm.obs_norm, 40, {"length": 4})["success"])
-    s_mlp = np.mean(evaluate(mlp.net, "tmaze", mlp.obs_norm, 40, {"length": 4})["success"])
+    s_lstm = np.mean(evaluate(lstm, "tmaze", 40, env_kwargs={"length": 4})["success"])
+    s_mlp = np.mean(evaluate(mlp, "tmaze", 40, env_kwargs={"length": 4})["success"])
     assert s_lstm >= 0.95, s_lstm
     assert s_mlp <= 0.75, s_mlp
 
@@ -250,7 +251,7 @@ def test_lstm_ppo_learns_the_tmaze_and_the_feedforward_policy_cannot():
 def test_continuous_actions_train_and_evaluate():
     res = train_ppo(progress=False, env="pendulum-novel", total_steps=1024, num_envs=4, num_steps=64, epochs=2)
     assert res.net.continuous and res.net.log_std.shape == (1,)
-    ev = evaluate(res.net, "pendulum-novel", res.obs_norm, episodes=3)
+    ev = evaluate(res, episodes=3)
     assert len(ev["return"]) == 3 and all(-2000 < r <= 0 for r in ev["return"])
     assert all(length == 200 for length in ev["length"])
 
@@ -306,3 +307,70 @@ def test_run_experiment_returns_a_rebuildable_agent():
     assert out["history"]["env_steps"] == [128, 256] and len(out["eval"]["return"]) == 2
     net = ActorCritic(2, 2, shared_lstm=out["config"]["shared_lstm"])
     net.load_state_dict(out["state_dict"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Truncation bootstrap, recomputed independently; the mistake switches the chapter demonstrates
+# ----------------------------------------------------------------------------------------------
+def test_truncation_bootstrap_values_equal_an_independent_recomputation():
+    """final_values[t, i] = V(final observation, state after step t), rebuilt by replaying the same
+    environments with the same actions through the network step by step."""
+    cfg = PPOConfig(env="cartpole-novel", env_kwargs={"max_episode_steps": 5}, num_envs=2, num_steps=12,
+                    norm_obs=False, norm_reward=False, seed=0)
+    torch.manual_seed(0)
+    net = ActorCritic(2, 2, hidden_size=4, shared_lstm=False)
+    c = RolloutCollector(cfg, net, torch.device("cpu"))
+    r = c.collect()
+    c.close()
+    venv = make_vector_env("cartpole-novel", 2, same_step_autoreset=True, max_episode_steps=5)
+    venv.reset(seed=[cfg.seed * 1000 + k for k in range(2)])
+    state, checked = r.state0, 0
+    with torch.no_grad():
+        for t in range(cfg.num_steps):
+            state = reset_state(state, r.starts[t])
+            _, _, state = net(r.obs[t][None], state)                     # the state after step t
+            _, _, term, trunc, info = venv.step(r.actions[t].numpy())
+            for i in range(2):
+                if trunc[i] and not term[i]:
+                    final = torch.as_tensor(info["final_obs"][i], dtype=torch.float32)[None, None]
+                    _, v_final, _ = net(final, tuple(s[:, i:i + 1] for s in state))
+                    assert r.final_values[t, i] == pytest.approx(float(v_final[0, 0]), abs=1e-6)
+                    checked += 1
+                else:
+                    assert r.final_values[t, i] == 0
+    venv.close()
+    assert checked >= 2
+
+
+def _captured_update(mistake, monkeypatch):
+    cfg = PPOConfig(env="cartpole-novel", env_kwargs={"max_episode_steps": 6}, num_envs=4, num_steps=16,
+                    num_minibatches=2, epochs=1, mistake=mistake, seed=0)
+    torch.manual_seed(0)
+    net = ActorCritic(2, 2, hidden_size=4, shared_lstm=True)
+    c = RolloutCollector(cfg, net, torch.device("cpu"))
+    rollout = c.collect()
+    c.close()
+    calls, gae_flags = [], []
+    hook = net.register_forward_pre_hook(lambda m, args: calls.append(args), with_kwargs=False)
+    real_gae = ppo.compute_gae
+    monkeypatch.setattr(ppo, "compute_gae", lambda *a, **k: gae_flags.append(k.get("bootstrap_truncation", True))
+                        or real_gae(*a, **k))
+    ppo.ppo_update(net, torch.optim.Adam(net.parameters()), rollout, cfg, 0.2, np.random.default_rng(0))
+    hook.remove()
+    return rollout, calls, gae_flags
+
+
+@pytest.mark.parametrize("mistake", [None, "shuffle-time", "final-state", "no-truncation-bootstrap"])
+def test_each_mistake_switch_makes_exactly_its_mistake(mistake, monkeypatch):
+    rollout, calls, gae_flags = _captured_update(mistake, monkeypatch)
+    assert gae_flags == [mistake != "no-truncation-bootstrap"]           # truncations bootstrapped unless that mistake
+    for obs, state, *rest in calls:
+        if mistake == "shuffle-time":
+            assert obs.shape[0] == 1 and state is None                    # single steps, zero state
+        else:
+            assert obs.shape[0] == 16                                     # whole columns in time order
+            start = rollout.final_state if mistake == "final-state" else rollout.state0
+            # the state each column starts from is the stored one (or, by mistake, the final one)
+            assert any(torch.equal(state[0][0, 0], start[0][0, b]) for b in range(4))
+            other = rollout.state0 if mistake == "final-state" else rollout.final_state
+            assert not any(torch.equal(state[0][0, 0], other[0][0, b]) for b in range(4))

@@ -135,3 +135,22 @@ def test_config_errors(bad, match):
 def test_unsupported_env_fails_clearly():
     with pytest.raises(UnsupportedSpaceError, match="action space Box"):
         rf.train_reinforce(env="Pendulum-v1", updates=1, progress=False)
+
+
+@pytest.mark.parametrize("baseline, bootstraps", [("value", True), ("mean", False), ("none", False)])
+def test_only_a_trained_critic_bootstraps_truncated_episodes(baseline, bootstraps, monkeypatch):
+    """The value head is trained only with the "value" baseline; an untrained head must not leak into returns."""
+    torch.manual_seed(0)
+    venv = make_vector_env("CartPole-v1", 2)
+    net = nets.RecurrentPolicy(4, 2, hidden_size=8)
+    with torch.no_grad():
+        net.value_head.bias.fill_(7.0)
+        net.value_head.weight.zero_()
+    off = rf.collect_episodes(venv, net, torch.device("cpu"), max_steps=3, seed=[0, 1], bootstrap_truncated=False)
+    assert torch.all(off.bootstrap == 0)
+    seen = []
+    real = rf.collect_episodes
+    monkeypatch.setattr(rf, "collect_episodes", lambda *a, **k: seen.append(k["bootstrap_truncated"]) or real(*a, **k))
+    res = rf.train_reinforce(env="cartpole-novel", updates=2, num_envs=2, max_episode_steps=4, baseline=baseline,
+                             hidden_size=4, progress=False)
+    assert seen == [bootstraps, bootstraps] and len(res.history["return"]) == 2

@@ -1,7 +1,7 @@
 """The book's own machinery: execute chapters, stamp them, check their freshness, write student versions.
 
-Used by ``book.py`` (the run, test and student commands) and by ``tests/``. Nothing here is
-needed to *read* a chapter.
+Used by ``book.py`` (the run, test and student commands) and by ``tests/``. It sits beside
+``book.py``, not in ``lstm_rl_lib``: nothing here is needed to read a chapter or to use the library.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 CHAPTERS = ROOT / "chapters"
 BUILD = ROOT / "build"
 SMOKE_FILE = CHAPTERS / "smoke_parameters.json"
@@ -134,7 +134,7 @@ def execute_chapter(path: Path, smoke: bool, out_dir: Path, extra_parameters: di
 
 def find_summary(nb) -> dict:
     """The values a chapter reported with :func:`lstm_rl_lib.summary` (the last such output)."""
-    from .display import SUMMARY_KEY
+    from lstm_rl_lib.display import SUMMARY_KEY
 
     found = {}
     for cell in nb.cells:

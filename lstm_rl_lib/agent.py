@@ -346,3 +346,23 @@ def check_callback(callback) -> None:
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function callback(result) -> bool (True stops training); "
                         f"got {type(callback).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Save/load for a model built from one config (Chapter 6's VAE and world model)
+# ----------------------------------------------------------------------------------------------
+class SavedWithConfig:
+    """``save(path)`` / ``Class.load(path)`` for a module built from one config dataclass
+    (``self.config``, of type ``config_class``): the file holds the config and the weights, so a
+    reloaded model has the same shape and gives the same outputs."""
+    config_class: type
+
+    def save(self, path) -> None:
+        torch.save({"config": asdict(self.config), "state_dict": self.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path, map_location=None):
+        saved = torch.load(path, map_location=map_location, weights_only=True)
+        model = cls(cls.config_class(**saved["config"]))
+        model.load_state_dict(saved["state_dict"])
+        return model

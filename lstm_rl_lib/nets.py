@@ -30,7 +30,7 @@ windows that never contain an episode start and runs them as packed sequences in
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -263,20 +263,3 @@ def make_policy(kind: str, obs_dim: int, n_actions: int, **kwargs) -> nn.Module:
     if kind not in kinds:
         raise ValueError(f"policy kind must be one of {sorted(kinds)}; got {kind!r}")
     return kinds[kind](obs_dim, n_actions, **kwargs)
-
-
-class SavedWithConfig:
-    """``save(path)`` / ``Class.load(path)`` for a module built from one config dataclass
-    (``self.config``, of type ``config_class``): the file holds the config and the weights, so a
-    reloaded model has the same shape and gives the same outputs."""
-    config_class: type
-
-    def save(self, path) -> None:
-        torch.save({"config": asdict(self.config), "state_dict": self.state_dict()}, path)
-
-    @classmethod
-    def load(cls, path, map_location=None):
-        saved = torch.load(path, map_location=map_location, weights_only=True)
-        model = cls(cls.config_class(**saved["config"]))
-        model.load_state_dict(saved["state_dict"])
-        return model

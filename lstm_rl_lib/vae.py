@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .envs import render_cartpole
-from .nets import SavedWithConfig
+from .agent import SavedWithConfig
 from .runtime import noise
 
 # ----------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .nets import SavedWithConfig
+from .agent import SavedWithConfig
 from .runtime import noise
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)

@@ -109,13 +109,55 @@ def train_one(seed: int, steps: int) -> dict:
             "steps_to_target": first[0], "seconds_to_target": first[1]}
 
 
+#: Settings tried on velocity-free CartPole (``--sweep``): label -> overrides of DQNConfig().
+SWEEP = {
+    "default": {},
+    "g.99 h(x) n5": dict(gamma=0.99, value_rescale=True, n_step=5),
+    "g.98 h(x) n3": dict(gamma=0.98, value_rescale=True),
+    "g.99 h(x) n5 every16 b256": dict(gamma=0.99, value_rescale=True, n_step=5, train_every=16, batch_size=256),
+    "g.99 h(x) n5 lr3e-3": dict(gamma=0.99, value_rescale=True, n_step=5, lr=3e-3),
+    "g.99 h(x) n5 eps.1": dict(gamma=0.99, value_rescale=True, n_step=5, eps_fraction=0.1),
+}
+
+
+def sweep_one(job) -> dict:
+    label, overrides, seed, steps = job
+    torch.set_num_threads(1)
+    res = dqn.run_experiment({"config": asdict(dqn.DQNConfig(**{"total_steps": steps, "seed": seed, **overrides})),
+                              "eval_episodes": 20})
+    first = first_reached(res["history"], "return", TARGET) or (None, None)
+    return {"variant": label, "seed": seed, "seconds": res["seconds"], "eval": float(np.mean(res["eval"]["return"])),
+            "steps_to_target": first[0]}
+
+
+def run_sweep(labels, seeds, steps, workers) -> list:
+    jobs = [(label, SWEEP[label], s, steps) for label in labels for s in seeds]
+    rows = [r for r in map_processes(sweep_one, jobs, workers=workers or None, desc="sweep") if r]
+    print(f"\n| setting | eval return per seed (20 ep.) | seeds >= {TARGET:.0f} | s per run | steps to {TARGET:.0f} |\n|---|---|---|---|---|")
+    for label in labels:
+        rs = [r for r in rows if r["variant"] == label]
+        evals = [r["eval"] for r in rs]
+        hits = ", ".join("never" if r["steps_to_target"] is None else f"{r['steps_to_target']:,}" for r in rs)
+        print(f"| {label} | {' / '.join(f'{e:.1f}' for e in evals)} | {sum(e >= TARGET for e in evals)}/{len(evals)} | "
+              f"{np.mean([r['seconds'] for r in rs]):.0f} | {hits} |")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-train", action="store_true", help="only the step costs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=50_000)
     parser.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU core)")
+    parser.add_argument("--sweep", nargs="*", metavar="SETTING",
+                        help=f"train the named settings of SWEEP (none named: all of {list(SWEEP)}) on --seeds and print a table")
     args = parser.parse_args()
+    if args.sweep is not None:
+        out = {"sweep": run_sweep(args.sweep or list(SWEEP), args.seeds, args.steps, args.workers)}
+        path = ROOT / "build" / "bench" / "dqn_sweep.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1))
+        return 0
     out = {"step_costs": [step_cost(label, o) for label, o in VARIANTS.items()]}
     print("\n| gradient step (1 thread, CPU) | ms per step | steps in a 50,000-step run | seconds in them |\n|---|---|---|---|")
     for r in out["step_costs"]:

@@ -58,6 +58,10 @@ class DQNConfig:
         train_every: environment steps per gradient step.
         gamma, lr: discount and Adam's learning rate.
         n_step: steps of real rewards before bootstrapping (R2D2 uses 5; 1 is the classic DQN target).
+        value_rescale: learn ``h(Q)`` instead of ``Q``, with R2D2's invertible rescaling
+            ``h(x) = sign(x)(sqrt(|x| + 1) - 1) + 0.001 x`` (Kapturowski et al. 2019, after Pohlen et al.
+            2018): targets are ``h(r + ... + gamma^n h^-1(Q_target))``, so that a long horizon (gamma 0.99,
+            returns of 100) does not mean regressing onto large numbers.
         double: double-DQN targets (the online net picks the next action, the target net scores it).
         huber: Huber loss (else squared error).
         target_update: gradient steps between hard copies of the online net into the target net;
@@ -88,6 +92,7 @@ class DQNConfig:
     gamma: float = 0.95
     lr: float = 1e-3
     n_step: int = 3
+    value_rescale: bool = False
     norm_obs: bool = True
     double: bool = True
     huber: bool = True
@@ -389,8 +394,19 @@ def n_step_targets(rewards: torch.Tensor, terminated: torch.Tensor, mask: torch.
     return ret + gamma ** horizon * (1.0 - done) * values.gather(0, last)
 
 
+def value_rescale(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """R2D2's ``h(x) = sign(x) (sqrt(|x| + 1) - 1) + eps x``: squashes large returns, invertible."""
+    return torch.sign(x) * (torch.sqrt(x.abs() + 1) - 1) + eps * x
+
+
+def value_rescale_inverse(y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """``h^-1(y) = sign(y) (((sqrt(1 + 4 eps (|y| + 1 + eps)) - 1) / (2 eps))^2 - 1)``, the exact inverse of :func:`value_rescale`."""
+    return torch.sign(y) * (((torch.sqrt(1 + 4 * eps * (y.abs() + 1 + eps)) - 1) / (2 * eps)) ** 2 - 1)
+
+
 def sequence_loss(online: QNetwork, target: QNetwork, batch: SequenceBatch, gamma: float,
-                  double: bool = True, huber: bool = True, n_step: int = 1) -> tuple[torch.Tensor, dict]:
+                  double: bool = True, huber: bool = True, n_step: int = 1,
+                  rescale: bool = False) -> tuple[torch.Tensor, dict]:
     """The (double) DQN loss over the loss steps of a batch of sequences.
 
     Both networks run along the same sequence from the same initial state (stored or zero) and the
@@ -406,12 +422,75 @@ def sequence_loss(online: QNetwork, target: QNetwork, batch: SequenceBatch, gamm
         q_target = sequence_q_values(target, batch, grad=False)
         next_action = (q if double else q_target).argmax(-1, keepdim=True)
         values = q_target.gather(-1, next_action).squeeze(-1)          # (L + 1, N)
+        if rescale:      # the networks output h(Q): undo it for the bootstrap, redo it for the target
+            values = value_rescale_inverse(values)
         y = n_step_targets(batch.rewards, batch.terminated, batch.mask, values, gamma, n_step)
+        if rescale:
+            y = value_rescale(y)
     err = q_taken - y
     per_step = nn.functional.smooth_l1_loss(q_taken, y, reduction="none") if huber else 0.5 * err ** 2
     mask = batch.mask
     loss = (per_step * mask).sum() / mask.sum().clamp(min=1.0)
     return loss, {"q": (q_taken.detach() * mask).sum() / mask.sum().clamp(min=1.0)}
+
+
+# ----------------------------------------------------------------------------------------------
+# What burn-in buys, measured directly (R2D2's Q-value discrepancy)
+# ----------------------------------------------------------------------------------------------
+@torch.no_grad()
+def q_discrepancy(net: QNetwork, replay: EpisodeReplay, burn_ins=(0, 2, 5, 10), seq_len: int = 10,
+                  windows: int = 256, seed: int = 0) -> dict:
+    """R2D2's Q-value discrepancy between a replayed state and the true one, for zero and stored starts.
+
+    For ``windows`` windows of ``seq_len`` steps drawn from ``replay`` (episodes long enough to hold
+    the longest burn-in before the window), the *true* state at the window's first step is the one
+    ``net`` reaches by running over the whole episode so far from its start. The *replayed* state
+    starts ``K`` steps earlier, from zeros (``"zero"``) or from the state the actor stored there
+    (``"stored"``: recorded by older parameters, so stale), and runs the ``K`` burn-in steps. Both run
+    on along the window; as in Kapturowski et al. (2019, eq. 2),
+
+        dQ_t = || q(s^_t) - q(s_t) ||_2 / | max_{a, j} q(s_j, a) |
+
+    at the window's first (``"first"``) and last (``"last"``) step, averaged over the windows.
+    Deterministic for a ``seed``; needs no training. Returns ``{(init, K): {"first": ..., "last": ...}}``.
+    """
+    if not net.recurrent:
+        raise ValueError("q_discrepancy needs a recurrent Q-network")
+    K_max = max(burn_ins)
+    eps = [e for e in replay.episodes if len(e["actions"]) >= K_max + seq_len and "states" in e]
+    if not eps:
+        raise ValueError(f"no stored episode holds {K_max} + {seq_len} steps with stored states")
+    rng = np.random.default_rng(seed)
+    lengths = np.array([len(e["actions"]) for e in eps])
+    picks = rng.choice(len(eps), size=windows, p=lengths / lengths.sum())
+    starts = np.array([rng.integers(K_max, lengths[e] - seq_len + 1) for e in picks])
+    device = next(net.parameters()).device
+    D = eps[0]["obs"].shape[1]
+    t = lambda a: torch.as_tensor(a, device=device)
+
+    history = np.zeros((starts.max(), windows, D), np.float32)     # each episode from its start to u (left-aligned)
+    window = np.zeros((seq_len, windows, D), np.float32)
+    for b, (e, u) in enumerate(zip(picks, starts)):
+        history[:u, b] = eps[e]["obs"][:u]
+        window[:, b] = eps[e]["obs"][u:u + seq_len]
+    true_state = net.warm_up(t(history), net.initial_state(windows), starts)
+    q_true, _ = net(t(window), true_state)                          # (L, N, A)
+    scale = q_true.abs().amax(dim=(0, 2)).clamp(min=1e-8)          # per window
+    out = {}
+    for init in INIT_STATES:
+        for K in burn_ins:
+            if init == "stored":
+                stored = np.stack([eps[e]["states"][u - K] for e, u in zip(picks, starts)])   # (N, k, H)
+                state = tuple(t(stored[:, j])[None] for j in range(stored.shape[1]))
+            else:
+                state = net.initial_state(windows)
+            if K:
+                burn = np.stack([eps[e]["obs"][u - K:u] for e, u in zip(picks, starts)], axis=1)   # (K, N, D)
+                state = net.warm_up(t(burn), state, np.full(windows, K))
+            q_hat, _ = net(t(window), state)
+            dq = (q_hat - q_true).norm(dim=2) / scale                  # (L, N)
+            out[(init, K)] = {"first": float(dq[0].mean()), "last": float(dq[-1].mean())}
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -423,6 +502,7 @@ class DQNResult(TrainResult):
     finished episode: ``env_steps`` and ``seconds`` (when it finished), ``return``, ``length``, ``success``
     (NaN if not reported), ``epsilon``; ``losses`` holds ``(env_steps, loss)`` every 100 gradient steps."""
     losses: list = field(default_factory=list)
+    replay: Any = field(default=None, repr=False)     # the replay buffer (for diagnostics such as q_discrepancy)
     algorithm = "dqn"
 
 
@@ -465,7 +545,7 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, callback=N
     ep_return, ep_len = np.zeros(config.num_envs), np.zeros(config.num_envs, np.int64)
     history = {k: [] for k in ("env_steps", "seconds", "return", "length", "success", "epsilon")}
     losses, env_steps, grad_steps, since_train = [], 0, 0, 0
-    result = DQNResult(config=config, net=online, history=history, losses=losses,
+    result = DQNResult(config=config, net=online, history=history, losses=losses, replay=replay,
                        observation_space=venv.single_observation_space, action_space=venv.single_action_space)
     start, stopped = time.perf_counter(), False
     vector_steps = -(-config.total_steps // config.num_envs)
@@ -531,7 +611,7 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, callback=N
                 batch = replay.sample(config.batch_size, config.seq_len, config.burn_in if online.recurrent else 0,
                                       config.init_state, device)
                 loss, _ = sequence_loss(online, target, batch, config.gamma, config.double, config.huber,
-                                       config.n_step)
+                                       config.n_step, config.value_rescale)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(online.parameters(), config.max_grad_norm)
@@ -562,13 +642,27 @@ evaluate = evaluate_agent
 def run_experiment(job: dict) -> dict:
     """Train and evaluate one configuration; a picklable job for :func:`lstm_rl_lib.runtime.map_processes`.
 
-    ``job``: ``{"config": {...DQNConfig fields...}, "eval_episodes": 20}``. Returns the config, the
-    training history, the greedy evaluation (:func:`evaluate`, seeds ``100_000 + 1000 * seed`` on),
+    ``job``: ``{"config": {...DQNConfig fields...}, "eval_episodes": 20, "q_discrepancy_every": None}``
+    (every that many environment steps, :func:`q_discrepancy` of the network being trained on its own
+    replay, returned as ``"q_discrepancy"``). Returns the config, the training history, the greedy evaluation (:func:`evaluate`, seeds ``100_000 + 1000 * seed`` on),
     the training wall time and the trained weights (to rebuild the agent in the notebook)."""
     config = DQNConfig(**job["config"])
-    result = train_dqn(config, progress=job.get("progress", False))
+    every, measured = job.get("q_discrepancy_every"), []
+
+    def measure(result):      # R2D2's dQ along training, on the states the actor stored so far
+        steps = result.history["env_steps"][-1]
+        if every and steps >= (len(measured) + 1) * every and config.agent == "lstm":
+            try:
+                measured.append({"env_steps": steps, **{f"{i} {k}": v for (i, k), v in
+                                                        q_discrepancy(result.net, result.replay, seed=len(measured)).items()}})
+            except ValueError:   # no episode long enough yet
+                pass
+        return False
+
+    result = train_dqn(config, progress=job.get("progress", False), callback=measure if every else None)
     ev = result.agent.evaluate(episodes=job.get("eval_episodes", 20), seed=100_000 + 1000 * config.seed)
     return {"config": asdict(config), "history": result.history, "losses": result.losses, "eval": ev,
+            "q_discrepancy": measured,
             "seconds": result.seconds, "interrupted": result.interrupted,
             "state_dict": {k: v.detach().cpu() for k, v in result.net.state_dict().items()}}
 

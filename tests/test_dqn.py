@@ -252,3 +252,41 @@ def test_observation_scaling_is_set_when_learning_starts_and_saved_with_the_weig
     copy.load_state_dict(net.state_dict())
     x = torch.randn(5, 3, 2)
     torch.testing.assert_close(copy(x)[0], net(x)[0])
+
+
+def test_value_rescaling_is_inverted_exactly_and_used_in_the_target():
+    x = torch.linspace(-500, 500, 2001, dtype=torch.float64)
+    np.testing.assert_allclose(dqn.value_rescale_inverse(dqn.value_rescale(x)).numpy(), x.numpy(), atol=1e-6)
+    assert float(dqn.value_rescale(torch.tensor(99.0))) == pytest.approx(9.0 + 0.099)   # sqrt(100) - 1 + 0.001 * 99
+    # with rescaling the loss regresses h(Q) onto h(r + gamma * h^-1(Q_target)): a network whose output is
+    # h(true value) has zero TD error on a deterministic chain, and the same network without rescaling does not
+    torch.manual_seed(0)
+    cfg = DQNConfig(env="tmaze", env_kwargs={"length": 2}, agent="mlp", n_step=1, double=False)
+    online = dqn.make_q_network(cfg, 4, 4)
+    batch_obs = torch.zeros(3, 1, 4)
+    batch = dqn.SequenceBatch(burn_obs=torch.zeros(0, 1, 4), burn_len=np.zeros(1, np.int64), obs=batch_obs,
+                              actions=torch.zeros(2, 1, dtype=torch.long), rewards=torch.ones(2, 1),
+                              terminated=torch.zeros(2, 1), mask=torch.ones(2, 1), state=None,
+                              episode=np.zeros(1), first=np.zeros(1))
+    v = 1 / (1 - 0.9)                                       # the fixed point of Q = 1 + 0.9 Q
+    with torch.no_grad():
+        for p in online.parameters():
+            p.zero_()
+        online.head.bias.fill_(float(dqn.value_rescale(torch.tensor(v))))
+    loss_h, _ = dqn.sequence_loss(online, online, batch, 0.9, double=False, n_step=1, rescale=True)
+    loss_plain, _ = dqn.sequence_loss(online, online, batch, 0.9, double=False, n_step=1, rescale=False)
+    assert float(loss_h) < 1e-8 and float(loss_plain) > 0.1     # float32 rounding of h and its inverse only
+
+
+def test_q_discrepancy_is_zero_for_fresh_stored_states_and_burn_in_repairs_a_zero_start():
+    # no gradient step (learning never starts): the stored states were recorded by the very parameters
+    # measured, so a stored start is exact; a zero start is wrong and burn-in shrinks the error
+    res = dqn.train_dqn(env="cartpole-novel", total_steps=2_000, learning_starts=10**9, progress=False, seed=0)
+    dq = dqn.q_discrepancy(res.net, res.replay, burn_ins=(0, 2, 8), seq_len=5, windows=64)
+    for K in (0, 2, 8):
+        assert dq[("stored", K)]["first"] < 1e-5 and dq[("stored", K)]["last"] < 1e-5
+    zero = [dq[("zero", K)]["first"] for K in (0, 2, 8)]
+    assert zero[0] > 1e-3 and zero[0] > zero[1] > zero[2]
+    assert dq == dqn.q_discrepancy(res.net, res.replay, burn_ins=(0, 2, 8), seq_len=5, windows=64)   # deterministic
+    with pytest.raises(ValueError, match="recurrent"):
+        dqn.q_discrepancy(dqn.make_q_network(DQNConfig(agent="mlp"), 2, 2), res.replay)

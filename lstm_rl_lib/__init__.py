@@ -4,7 +4,6 @@ Chapters import what they need from its modules; the helpers every chapter uses 
 and so is what a reader needs to use the library on their own environment: the three training
 functions, :class:`Agent` (save, load, ``predict`` step by step) and one :func:`evaluate`.
 """
-from .agent import Agent, evaluate, load_agent
 from .display import show, summary
 from .plotting import plot_curves
 from .progress import TrainingProgress
@@ -16,7 +15,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # the algorithms import torch and Gymnasium; load them when first asked for
+    # the algorithms and the agent import torch and Gymnasium; load them when first asked for, so that
+    # the NumPy-only chapters import the package without torch
+    if name in ("Agent", "evaluate", "load_agent"):
+        from . import agent
+
+        return getattr(agent, name)
     if name in ("train_reinforce", "train_dqn", "train_ppo"):
         import importlib
 

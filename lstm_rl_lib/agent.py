@@ -123,7 +123,9 @@ def space_from_dict(d: dict) -> gspaces.Space:
     if kind == "Tuple":
         return gspaces.Tuple([space_from_dict(s) for s in d["spaces"]])
     if kind == "Dict":
-        return gspaces.Dict(dict(zip(d["keys"], (space_from_dict(s) for s in d["spaces"]))))
+        # a list of pairs keeps the saved key order (a plain dict would be sorted), and the order of the
+        # keys is the order in which encode_observation concatenates the parts
+        return gspaces.Dict(list(zip(d["keys"], (space_from_dict(s) for s in d["spaces"]))))
     raise ValueError(f"unknown space type {kind!r} in a saved agent")
 
 

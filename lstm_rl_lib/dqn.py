@@ -25,7 +25,7 @@ from torch import nn
 from .agent import Algorithm, TrainResult, check_callback, register_algorithm
 from .agent import evaluate as evaluate_agent
 from .envs import describe_env, encode_observation, ended_success, make_vector_env, spaces_of
-from .nets import State, make_rnn, rnn_forward, run_lstm, zero_state
+from .nets import CORES, State, make_rnn, rnn_forward, run_lstm, zero_state
 from .progress import TrainingProgress
 from .runtime import config_from_preset, get_device, seed_everything
 
@@ -111,6 +111,8 @@ class DQNConfig:
     def __post_init__(self):
         if self.agent not in AGENTS:
             raise ValueError(f"agent must be one of {AGENTS}; got {self.agent!r}")
+        if self.core not in CORES:
+            raise ValueError(f"core must be one of {CORES}; got {self.core!r}")
         if self.init_state not in INIT_STATES:
             raise ValueError(f"init_state must be one of {INIT_STATES}; got {self.init_state!r}")
         for name in ("total_steps", "num_envs", "buffer_steps", "seq_len", "batch_size", "train_every",
@@ -449,7 +451,10 @@ def q_discrepancy(net: QNetwork, replay: EpisodeReplay, burn_ins=(0, 2, 5, 10), 
     (``"stored"``: recorded by older parameters, so stale), and runs the ``K`` burn-in steps. Both run
     on along the window; as in Kapturowski et al. (2019, eq. 2),
 
-        dQ_t = || q(s^_t) - q(s_t) ||_2 / | max_{a, j} q(s_j, a) |
+        dQ_t = || q(s^_t) - q(s_t) ||_2 / max_{a, j} | q(s_j, a) |
+
+    (R2D2 divides by ``|max q|``; the largest magnitude is the same for positive values, as CartPole's, and
+    never zero for others)
 
     at the window's first (``"first"``) and last (``"last"``) step, averaged over the windows.
     Deterministic for a ``seed``; needs no training. Returns ``{(init, K): {"first": ..., "last": ...}}``.
@@ -515,7 +520,8 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, callback=N
     """Train a DRQN (or a memory-less DQN) with sequence replay; Ctrl-C keeps what was learned.
 
     ``callback(result_so_far)`` is called after every finished episode, that is after every row of
-    the history; if it returns True training stops (``interrupted`` is then True)."""
+    the history; if it returns True training stops (``interrupted`` is then True) at the end of that
+    environment step (other copies' episodes that end in the same step are still recorded)."""
     config = DQNConfig(**{**(asdict(config) if config else {}), **overrides})
     check_callback(callback)
     rng = seed_everything(config.seed)

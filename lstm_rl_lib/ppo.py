@@ -38,7 +38,7 @@ from torch import nn
 from .agent import Algorithm, TrainResult, check_callback, normalize_observation, register_algorithm
 from .agent import evaluate as evaluate_agent
 from .envs import SpacesInfo, describe_env, encode_observation, ended_success, make_env, make_vector_env, spaces_of
-from .nets import SegmentLayout, State, make_rnn, run_lstm, state_arity   # one recurrent core for every agent
+from .nets import CORES, SegmentLayout, State, make_rnn, run_lstm, state_arity   # one recurrent core for every agent
 from .progress import TrainingProgress
 from .runtime import config_from_preset, get_device, seed_everything
 
@@ -131,6 +131,8 @@ class PPOConfig:
     def __post_init__(self):
         if self.policy not in ("lstm", "mlp"):
             raise ValueError(f"policy must be 'lstm' or 'mlp'; got {self.policy!r}")
+        if self.core not in CORES:
+            raise ValueError(f"core must be one of {CORES}; got {self.core!r}")
         if self.mistake not in MISTAKES:
             raise ValueError(f"mistake must be one of {MISTAKES}; got {self.mistake!r}")
         for name in ("total_steps", "num_envs", "num_steps", "epochs", "num_minibatches", "hidden_size", "head_size"):

@@ -364,7 +364,8 @@ def evaluate_policy(policy, env: str, episodes: int = 100, env_kwargs: dict | No
 
 def run_experiment(job: dict) -> dict:
     """Train and evaluate one configuration; a picklable job for :func:`lstm_rl_lib.runtime.map_processes`,
-    the same shape as ``dqn.run_experiment`` and ``ppo.run_experiment``.
+    the same shape as ``dqn.run_experiment`` and ``ppo.run_experiment`` (which add their own keys: DQN's
+    ``losses`` and ``q_discrepancy``, PPO's ``obs_rms``).
 
     ``job``: ``{"config": {...ReinforceConfig fields...}, "eval_episodes": 20}``. Returns the config, the
     history, the greedy evaluation (:func:`evaluate`, seeds ``100_000 + 1000 * seed`` on), the

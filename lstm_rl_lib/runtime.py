@@ -17,6 +17,7 @@ def get_device(prefer: str | None = None):
     import torch
 
     prefer = prefer or os.environ.get("LSTM_RL_DEVICE")
+    prefer = None if prefer is None else str(prefer)      # a torch.device works too
     if prefer is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if prefer not in ("cpu", "cuda") and not prefer.startswith("cuda:"):
@@ -144,7 +145,7 @@ def map_processes(fn, jobs: list, workers: int | None = None, desc: str = "runs"
             print(f"Interrupted: {bar.n} of {len(jobs)} {desc} finished; keeping those.")
         bar.close()
         return results
-    own = executor is None
+    own, futures = executor is None, {}
     if own:
         threads = max(1, available_cpus() // workers)
         executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,

@@ -97,7 +97,8 @@ def test_every_accepted_form_of_env_builds_environments(form, module_with_an_id)
     obs, _ = e.reset(seed=0)
     assert encode_observation(obs, spaces_of(e)).shape == (spaces_of(e).obs_dim,)
     venv = gym.vector.SyncVectorEnv([env_factory(env)] * 2)          # one new environment per copy
-    assert len(venv.reset(seed=0)[1]) >= 0 and venv.num_envs == 2
+    venv.reset(seed=0)
+    assert venv.num_envs == 2 and venv.envs[0] is not venv.envs[1]      # a new environment per copy
     venv.close()
 
 
@@ -189,13 +190,17 @@ def test_results_histories_and_callbacks_have_one_shape(algorithm):
 
 
 def test_ppo_logs_what_ppo_practitioners_read():
-    res = ALGORITHMS["ppo"]("cartpole-novel")
+    res = ppo.train_ppo(total_steps=4096, progress=False)
     for k in ("approx_kl", "clip_fraction", "explained_variance", "entropy"):
         assert k in res.history and np.isfinite(res.history[k]).all(), k
-    assert all(0 <= c <= 1 for c in res.history["clip_fraction"])
-    assert all(ev <= 1 for ev in res.history["explained_variance"])
+    assert max(res.history["clip_fraction"]) > 0 and max(res.history["approx_kl"]) > 0      # the policy moved
     v, r = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0])
     assert ppo.explained_variance(v, r) == 1 and ppo.explained_variance(torch.zeros(3), r) == 0
+    g = torch.Generator().manual_seed(0)
+    r, v = torch.randn(50, generator=g), torch.randn(50, generator=g)
+    by_hand = 1 - np.var((r - v).numpy(), ddof=1) / np.var(r.numpy(), ddof=1)
+    assert float(ppo.explained_variance(v, r)) == pytest.approx(by_hand, rel=1e-5)
+    assert torch.isnan(ppo.explained_variance(v, torch.ones(50)))               # constant returns: undefined
 
 
 def test_critic_detached_from_the_shared_lstm_leaves_it_to_the_policy_loss():
@@ -320,7 +325,12 @@ def test_spaces_round_trip_as_plain_data():
     for space in (gym.spaces.Box(-1, np.inf, (3,)), gym.spaces.Discrete(4, start=1), gym.spaces.MultiDiscrete([2, 3]),
                   gym.spaces.MultiBinary(5), Corridor.observation_space,
                   gym.spaces.Tuple([gym.spaces.Discrete(2), gym.spaces.Box(0, 1, (2,))])):
-        assert space_from_dict(space_to_dict(space)) == space
+        back = space_from_dict(space_to_dict(space))
+        assert back == space
+        if isinstance(space, gym.spaces.Dict):              # the order of the parts is the order of the encoding
+            assert list(back.spaces) == list(space.spaces)
+    ordered = gym.spaces.Dict([("z", gym.spaces.Discrete(2)), ("a", gym.spaces.Discrete(3))])   # not sorted
+    assert list(space_from_dict(space_to_dict(ordered)).spaces) == ["z", "a"]
 
 
 def test_loading_something_else_fails_clearly(tmp_path):
@@ -340,3 +350,19 @@ def test_an_agent_trained_on_a_factory_needs_it_to_evaluate(tmp_path):
     assert loaded.evaluate(factory, episodes=2, seed=1)["return"] == res.agent.evaluate(episodes=2, seed=1)["return"]
     with pytest.raises(ValueError, match="this agent was trained with 6 and 2"):
         loaded.evaluate("tmaze", episodes=2)
+
+
+def test_the_package_imports_without_torch_until_an_algorithm_is_asked_for():
+    import subprocess
+
+    code = ("import sys, lstm_rl_lib; before = 'torch' in sys.modules; lstm_rl_lib.Agent; "
+            "print(before, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]       # Chapters 1 and 2 (NumPy) do not pay for torch
+
+
+def test_load_takes_a_device_as_a_string_or_a_torch_device(tmp_path):
+    res = ALGORITHMS["reinforce"]("tmaze")
+    res.save(tmp_path / "a.pt")
+    for device in ("cpu", torch.device("cpu")):
+        assert Agent.load(tmp_path / "a.pt", device=device).device.type == "cpu"

@@ -177,7 +177,8 @@ def test_frame_stacker_keeps_the_last_k_and_clears_at_episode_start():
 def test_training_runs_for_every_agent_and_evaluates(agent):
     res = dqn.train_dqn(progress=False, agent=agent, env="tmaze", env_kwargs={"length": 2}, total_steps=1000,
                         num_envs=2, learning_starts=100, train_every=4, batch_size=4, seq_len=4, burn_in=2)
-    # (1000 - 100) / 4 = 225 gradient steps: two loss records (one every 100), finite
+    # 1000 / 4 = 250 gradient steps (the steps before learning_starts are trained at once when it starts):
+    # two loss records (one every 100), finite
     assert [s for s, _ in res.losses] and len(res.losses) == 2 and all(np.isfinite(l) for _, l in res.losses)
     torch.manual_seed(0)
     fresh = dqn.make_q_network(res.config, 4, 4)      # same seed: the weights training started from

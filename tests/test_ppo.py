@@ -348,8 +348,10 @@ def _captured_update(mistake, monkeypatch):
     torch.manual_seed(0)
     net = ActorCritic(2, 2, hidden_size=4, shared_lstm=True)
     c = RolloutCollector(cfg, net, torch.device("cpu"))
+    c.collect()                                   # a first rollout, so that the next one's state0 is not zeros
     rollout = c.collect()
     c.close()
+    assert rollout.state0[0].abs().sum() > 0
     calls, gae_flags = [], []
     hook = net.register_forward_pre_hook(lambda m, args: calls.append(args), with_kwargs=False)
     real_gae = ppo.compute_gae

@@ -148,6 +148,8 @@ def test_only_a_trained_critic_bootstraps_truncated_episodes(baseline, bootstrap
         net.value_head.weight.zero_()
     off = rf.collect_episodes(venv, net, torch.device("cpu"), max_steps=3, seed=[0, 1], bootstrap_truncated=False)
     assert torch.all(off.bootstrap == 0)
+    on = rf.collect_episodes(venv, net, torch.device("cpu"), max_steps=3, seed=[0, 1], bootstrap_truncated=True)
+    assert torch.allclose(on.bootstrap, torch.full((2,), 7.0))     # capped at 3 steps: both truncated
     seen = []
     real = rf.collect_episodes
     monkeypatch.setattr(rf, "collect_episodes", lambda *a, **k: seen.append(k["bootstrap_truncated"]) or real(*a, **k))

@@ -117,6 +117,8 @@ SWEEP = {
     "g.99 h(x) n5 every16 b256": dict(gamma=0.99, value_rescale=True, n_step=5, train_every=16, batch_size=256),
     "g.99 h(x) n5 lr3e-3": dict(gamma=0.99, value_rescale=True, n_step=5, lr=3e-3),
     "g.99 h(x) n5 eps.1": dict(gamma=0.99, value_rescale=True, n_step=5, eps_fraction=0.1),
+    "g.99 h(x) n5 tau.005": dict(gamma=0.99, value_rescale=True, n_step=5, tau=0.005),
+    "g.99 h(x) n5 lr5e-4": dict(gamma=0.99, value_rescale=True, n_step=5, lr=5e-4),
 }
 
 

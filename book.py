@@ -81,7 +81,7 @@ def cmd_run(args) -> int:
         if report.error:
             failed += 1
         elif args.update_chapters:
-            nb = notebooks.strip_injected(notebooks.read(report.output))
+            nb = notebooks.clean_outputs(notebooks.strip_injected(notebooks.read(report.output)))
             nbformat.write(nb, str(path))
     print(f"[book] {len(paths) - failed} chapter(s) ran, {failed} failed; executed notebooks and figures "
           f"in {out_dir.relative_to(notebooks.ROOT)}/", flush=True)

@@ -168,6 +168,35 @@ def strip_injected(nb):
     return nb
 
 
+_WARNING_LINE = re.compile(r"^.*(TqdmWarning|IProgress not found|from \.autonotebook import tqdm).*\n?", re.M)
+
+
+def clean_outputs(nb):
+    """What a reader should not see in a committed chapter: this machine's paths in papermill's metadata,
+    and the "IProgress not found" warning of ``tqdm.auto`` (the lines only; every other output is kept)."""
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path", "cwd"):
+        meta.pop(key, None)
+    for cell in nb.cells:
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                out["text"] = _WARNING_LINE.sub("", out["text"])
+                if not out["text"].strip():
+                    continue
+            outputs.append(out)
+        if cell.cell_type == "code":
+            cell.outputs = outputs
+    return nb
+
+
+def local_leaks(path: Path) -> list[str]:
+    """This machine's paths or tqdm's widget warning in a committed chapter (empty when clean)."""
+    text = path.read_text()
+    return [f"{path.name}: {what}" for what, found in (("a local path", str(ROOT) in text),
+                                                       ("a tqdm warning", "TqdmWarning" in text)) if found]
+
+
 # ----------------------------------------------------------------------------------------------
 # Freshness
 # ----------------------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def map_processes(fn, jobs: list, workers: int | None = None, desc: str = "runs"
     from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm   # the one progress-bar mechanism of the library (as TrainingProgress)
 
     import torch
 

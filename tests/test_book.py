@@ -35,6 +35,11 @@ def test_committed_outputs_are_fresh(path):
     assert notebooks.freshness_problems(path) == []
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_committed_outputs_show_no_local_path_or_tqdm_warning(path):
+    assert notebooks.local_leaks(path) == []
+
+
 def test_freshness_detects_a_code_change(tmp_path):
     nb = notebooks.read(CHAPTERS[0])
     nb.metadata[notebooks.META_KEY] = {"code_hash": notebooks.code_hash(nb), "smoke": False, "parameters": {}}

@@ -40,6 +40,7 @@ import torch
 from gymnasium import spaces as gspaces
 
 from .envs import describe_env, encode_observation, make_vector_env, play_episodes, spaces_of
+from .nets import reset_state
 from .runtime import get_device
 
 FORMAT = "lstm_rl_lib.agent/1"
@@ -80,6 +81,14 @@ def get_algorithm(name: str) -> Algorithm:
     if name not in _ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r}; the library's agents are {sorted(_ALGORITHMS) or ['ppo', 'dqn', 'reinforce']}")
     return _ALGORITHMS[name]
+
+
+def push_frame(frames: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The last k observations ``(B, k, D)`` after ``x`` ``(B, D)`` arrives: oldest dropped, ``x`` last.
+    The frame stack of DQN's ``"stack"`` agent, in training (``ObservationStacker``) and in :meth:`Agent.predict`."""
+    frames = np.roll(frames, -1, axis=1)
+    frames[:, -1] = x
+    return frames
 
 
 def normalize_observation(x: np.ndarray, mean: np.ndarray, var: np.ndarray, clip: float = 10.0) -> np.ndarray:
@@ -181,8 +190,7 @@ class Agent:
             state = state.copy()
             state[starts] = 0.0
             return state
-        keep = torch.as_tensor(~starts, dtype=state[0].dtype, device=state[0].device).view(1, -1, 1)
-        return tuple(s * keep for s in state)
+        return reset_state(state, torch.as_tensor(starts, device=state[0].device))
 
     @torch.no_grad()
     def predict(self, obs, state=None, episode_start=None, deterministic: bool = True):
@@ -215,9 +223,8 @@ class Agent:
             state = self._reset(state, starts)
         core_state = state
         if self.stack:
-            frames = np.roll(state, -1, axis=1)
-            frames[:, -1] = x
-            x, state, core_state = frames.reshape(B, -1).copy(), frames, None
+            state = push_frame(state, x)
+            x, core_state = state.reshape(B, -1).copy(), None
         actions, core_state = self._algo.act(self.net, torch.as_tensor(x, device=self.device)[None], core_state,
                                              deterministic, self.config)
         a = actions.cpu().numpy()

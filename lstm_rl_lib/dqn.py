@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .agent import Algorithm, TrainResult, check_callback, register_algorithm
+from .agent import Algorithm, TrainResult, check_callback, push_frame, register_algorithm
 from .agent import evaluate as evaluate_agent
 from .envs import describe_env, encode_observation, ended_success, make_vector_env, spaces_of
 from .nets import CORES, State, make_rnn, rnn_forward, run_lstm, zero_state
@@ -231,8 +231,7 @@ class ObservationStacker:
         self.frames[env_ids] = 0.0
 
     def push(self, obs: np.ndarray) -> np.ndarray:
-        self.frames = np.roll(self.frames, -1, axis=1)
-        self.frames[:, -1] = obs
+        self.frames = push_frame(self.frames, obs)
         return self.frames.reshape(len(obs), -1).copy()
 
     def peek_with(self, env_id: int, obs: np.ndarray) -> np.ndarray:

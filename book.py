@@ -81,8 +81,13 @@ def cmd_run(args) -> int:
         if report.error:
             failed += 1
         elif args.update_chapters:
-            nb = notebooks.clean_outputs(notebooks.strip_injected(notebooks.read(report.output)))
+            # the smoke settings' run time goes into the stamp too (the book's landing page lists both)
+            smoke = notebooks.execute_chapter(path, smoke=True, out_dir=notebooks.BUILD / "smoke")
+            executed = notebooks.strip_injected(notebooks.read(report.output))
+            executed.metadata[notebooks.META_KEY]["smoke_seconds"] = None if smoke.error else round(smoke.seconds, 1)
+            nb = notebooks.clean_outputs(notebooks.onto_current_source(executed, path))
             nbformat.write(nb, str(path))
+            print(f"[book] {path.name} updated (smoke settings: {smoke.seconds:.1f} s)", flush=True)
     print(f"[book] {len(paths) - failed} chapter(s) ran, {failed} failed; executed notebooks and figures "
           f"in {out_dir.relative_to(notebooks.ROOT)}/", flush=True)
     return 1 if failed else 0

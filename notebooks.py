@@ -113,7 +113,8 @@ def execute_chapter(path: Path, smoke: bool, out_dir: Path, extra_parameters: di
     output = out_dir / path.name
     parameters = dict(smoke_parameters(path)) if smoke else {}
     parameters.update(extra_parameters or {})
-    unknown = set(parameters) - set(parameter_names(read(path)))
+    source = read(path)     # hashed as it is now: the code that runs, even if the file is edited meanwhile
+    unknown = set(parameters) - set(parameter_names(source))
     if unknown:
         raise ValueError(f"{path.name}: parameters {sorted(unknown)} are not in its parameters cell")
     start = time.perf_counter()
@@ -125,7 +126,7 @@ def execute_chapter(path: Path, smoke: bool, out_dir: Path, extra_parameters: di
         error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
     seconds = time.perf_counter() - start
     nb = read(output)
-    nb.metadata[META_KEY] = {"code_hash": code_hash(read(path)), "smoke": smoke, "parameters": parameters,
+    nb.metadata[META_KEY] = {"code_hash": code_hash(source), "smoke": smoke, "parameters": parameters,
                              "seconds": round(seconds, 1)}
     nbformat.write(nb, str(output))
     figures = extract_figures(nb, out_dir / "figures" / path.stem)
@@ -162,6 +163,22 @@ def extract_figures(nb, folder: Path) -> list[Path]:
     return paths
 
 
+def onto_current_source(executed, path: Path):
+    """The executed notebook's outputs on the chapter's *current* cells: its prose may have been edited
+    while it ran (a full run takes minutes), and those edits are kept. The code must be what ran:
+    if it changed meanwhile, this raises instead of pairing outputs with code that did not produce them."""
+    current = read(path)
+    ran = [c for c in executed.cells if c.cell_type == "code" and not is_injected(c)]
+    now = [c for c in current.cells if c.cell_type == "code"]
+    if code_hash(current) != executed.metadata.get(META_KEY, {}).get("code_hash") or len(ran) != len(now):
+        raise RuntimeError(f"{path.name}: its code changed while it ran; run it again")
+    for new, old in zip(now, ran):
+        new.outputs, new.execution_count = old.outputs, old.execution_count
+        new.metadata = old.metadata
+    current.metadata = executed.metadata
+    return current
+
+
 def strip_injected(nb):
     """Remove papermill's injected-parameters cell (used before a full run is copied into chapters/)."""
     nb.cells = [c for c in nb.cells if not is_injected(c)]
@@ -169,24 +186,46 @@ def strip_injected(nb):
 
 
 _WARNING_LINE = re.compile(r"^.*(TqdmWarning|IProgress not found|from \.autonotebook import tqdm).*\n?", re.M)
+#: Per-cell and per-notebook metadata that only says when a run happened: dropped, so that re-running a
+#: chapter changes only what its outputs changed (the stamp keeps the run's total seconds).
+_TIMING_KEYS = ("execution", "papermill")
+
+
+def final_screen(text: str) -> str:
+    """What a terminal shows for ``text``: each line's last carriage-return redraw (a progress bar once,
+    in its final state, instead of every redraw)."""
+    lines = text.split("\n")
+    return "\n".join(next((seg for seg in reversed(line.split("\r")) if seg.strip()), "") for line in lines)
 
 
 def clean_outputs(nb):
-    """What a reader should not see in a committed chapter: this machine's paths in papermill's metadata,
-    and the "IProgress not found" warning of ``tqdm.auto`` (the lines only; every other output is kept)."""
-    meta = nb.metadata.get("papermill", {})
-    for key in ("input_path", "output_path", "cwd"):
-        meta.pop(key, None)
+    """What a reader should not see in a committed chapter, and what would make its diff noisy:
+    this machine's paths and the run's timestamps in papermill's metadata, per-cell execution
+    timestamps, the "IProgress not found" warning of ``tqdm.auto``, and every redraw of a progress bar
+    but its last (consecutive stream outputs are merged first). Every other output is kept as it is."""
+    nb.metadata.pop("papermill", None)
     for cell in nb.cells:
-        outputs = []
+        for key in _TIMING_KEYS:
+            cell.metadata.pop(key, None)
+        if cell.cell_type != "code":
+            continue
+        merged = []
         for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                out["text"] = _WARNING_LINE.sub("", out["text"])
+            if (out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
+                    and merged[-1].get("name") == out.get("name")):
+                merged[-1]["text"] += out["text"]
+            else:
+                merged.append(out)
+        outputs = []
+        for out in merged:
+            if out.get("output_type") == "stream":
+                out["text"] = final_screen(out["text"])
+                if out.get("name") == "stderr":
+                    out["text"] = _WARNING_LINE.sub("", out["text"])
                 if not out["text"].strip():
                     continue
             outputs.append(out)
-        if cell.cell_type == "code":
-            cell.outputs = outputs
+        cell.outputs = outputs
     return nb
 
 

@@ -13,10 +13,13 @@ SUMMARY_KEY = "lstm_rl_summary"
 class SourceView:
     """The real source of a library object, rendered as a highlighted code block.
 
-    Renders as Markdown in Jupyter and on GitHub, and as plain text elsewhere.
+    Renders as highlighted HTML in JupyterLab and on the book's website (inline styles, so no
+    stylesheet is needed), as a Markdown code block where HTML is not shown, and as plain text elsewhere.
     """
 
     def __init__(self, obj):
+        # a function wrapped by a decorator (e.g. @torch.no_grad) is shown, and located, as written
+        obj = inspect.unwrap(obj) if callable(obj) else obj
         try:
             lines, start = inspect.getsourcelines(obj)
         except (TypeError, OSError) as err:
@@ -29,6 +32,19 @@ class SourceView:
 
     def _repr_markdown_(self) -> str:
         return f"`{self.where}`\n\n```python\n{self.source}\n```"
+
+    def _repr_html_(self) -> str:
+        try:    # Pygments comes with IPython, so it is there wherever a notebook is
+            from pygments import highlight
+            from pygments.formatters import HtmlFormatter
+            from pygments.lexers import PythonLexer
+            code = highlight(self.source, PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True, style="default"))
+        except ImportError:
+            code = html.escape(self.source)
+        return (f'<div class="lstm-rl-source"><div style="font-family:monospace;font-size:85%;color:#555">'
+                f'{html.escape(self.where)}</div>'
+                f'<pre style="line-height:125%;padding:0.5em;background:#f8f8f8;overflow-x:auto">'
+                f'<code class="language-python">{code}</code></pre></div>')
 
     def __repr__(self) -> str:
         return f"# {self.where}\n{self.source}"

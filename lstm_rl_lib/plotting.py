@@ -76,8 +76,23 @@ def pad_runs(runs: Sequence[Sequence[float]], length: int | None = None) -> np.n
     return out
 
 
+def steps_formatter():
+    """A tick formatter that writes large step counts short (``25k``, ``1.5M``), so that ticks do not overlap."""
+    from matplotlib.ticker import FuncFormatter
+
+    def short(v, _pos=None):
+        a = abs(v)
+        if a >= 1e6:
+            return f"{v / 1e6:g}M"
+        if a >= 1e3:
+            return f"{v / 1e3:g}k"
+        return f"{v:g}"
+    return FuncFormatter(short)
+
+
 def plot_curves(curves: Mapping[str, Sequence[Sequence[float]]], x: Sequence[float] | None = None, ax=None,
-                spread: str = "std", xlabel: str = "", ylabel: str = "", title: str = "", **plot_kwargs):
+                spread: str = "std", xlabel: str = "", ylabel: str = "", title: str = "",
+                limits: tuple[float, float] | None = None, legend: str = "best", **plot_kwargs):
     """Plot one line per label (the mean over seeds) with a shaded band (the spread over seeds).
 
     Args:
@@ -86,7 +101,12 @@ def plot_curves(curves: Mapping[str, Sequence[Sequence[float]]], x: Sequence[flo
         x: the x values shared by all curves (default ``0..steps-1``).
         ax: a Matplotlib axes (a new figure when omitted).
         spread: see :func:`mean_and_spread`.
+        limits: the range the values can take, e.g. ``(0, 1)`` for a success rate: the shaded band
+            is clipped to it (mean +- std of rates near 1 would otherwise reach above 1).
+        legend: a Matplotlib legend location, ``"below"`` (under the axes, where it covers no curve)
+            or ``"none"``.
 
+    Large x values (environment steps) are written short: ``25k``, not ``25000``.
     Returns the axes.
     """
     import matplotlib.pyplot as plt
@@ -96,6 +116,8 @@ def plot_curves(curves: Mapping[str, Sequence[Sequence[float]]], x: Sequence[flo
     for label, runs in curves.items():
         runs = pad_runs(runs) if len({len(r) for r in runs}) > 1 else np.asarray(runs, dtype=float)
         mean, low, high = mean_and_spread(runs, spread)
+        if limits is not None:
+            low, high = np.clip(low, *limits), np.clip(high, *limits)
         xs = np.arange(len(mean)) if x is None else np.asarray(x)[: len(mean)]
         n = runs.shape[0] if runs.ndim == 2 else 1
         line, = ax.plot(xs, mean, label=f"{label} (n={n})", **plot_kwargs)
@@ -105,5 +127,10 @@ def plot_curves(curves: Mapping[str, Sequence[Sequence[float]]], x: Sequence[flo
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
+    if np.nanmax(np.abs(ax.get_xlim())) >= 1e4:
+        ax.xaxis.set_major_formatter(steps_formatter())
+    if legend == "below":
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    elif legend != "none":
+        ax.legend(frameon=False, loc=legend)
     return ax

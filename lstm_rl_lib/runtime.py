@@ -94,6 +94,40 @@ def available_cpus() -> int:
     return max(1, n)
 
 
+def available_memory() -> int:
+    """Bytes of memory this process may still use: the cgroup limit minus what the cgroup already uses
+    (containers, Binder's 2 GB), else the kernel's ``MemAvailable``; a large number when neither is known."""
+    for limit_path, used_path in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),          # v2
+                                  ("/sys/fs/cgroup/memory/memory.limit_in_bytes",                         # v1
+                                   "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = open(limit_path).read().strip()
+            if limit == "max" or int(limit) >= 1 << 60:     # v1 writes "no limit" as a huge number
+                continue
+            return max(0, int(limit) - int(open(used_path).read().strip()))
+        except (OSError, ValueError):
+            continue
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1 << 40
+
+
+#: What one worker process of :func:`map_processes` costs: Python, torch and a small agent, measured at
+#: about 226 MB on Linux; rounded up so that a pool never takes the last of the memory.
+WORKER_MEMORY = 300 * 2**20
+
+
+def default_workers() -> int:
+    """How many worker processes :func:`map_processes` starts by default: one per usable CPU core
+    (:func:`available_cpus`), but no more than fit in the memory left (:func:`available_memory`,
+    :data:`WORKER_MEMORY` each), and at least one. On Binder (1 CPU, 2 GB) that is 1."""
+    return max(1, min(available_cpus(), available_memory() // WORKER_MEMORY))
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -106,8 +140,8 @@ def map_processes(fn, jobs: list, workers: int | None = None, desc: str = "runs"
 
     Small networks on a CPU use one core badly: two training runs side by side, one thread each,
     finish about twice as fast as the same runs one after another. ``workers`` defaults to the
-    CPU cores this process may use (:func:`available_cpus`; 1 when a GPU is present: the runs then
-    share the GPU one at a time, in this process). ``fn`` must be importable (a module-level function
+    CPU cores this process may use, as many as fit in memory (:func:`default_workers`; 1 when a GPU is
+    present: the runs then share the GPU one at a time, in this process). ``fn`` must be importable (a module-level function
     of the library, e.g. ``ppo.run_experiment``), and each job picklable (e.g. a dict of settings;
     an environment given as a factory must then be a module-level function, not a lambda).
 
@@ -132,7 +166,7 @@ def map_processes(fn, jobs: list, workers: int | None = None, desc: str = "runs"
         raise TypeError(f"executor must be a concurrent.futures.Executor (e.g. ProcessPoolExecutor, a Dask client's "
                         f"get_executor(), Ray's ProcessPoolExecutor); got {type(executor).__name__}")
     if workers is None:
-        workers = 1 if torch.cuda.is_available() else available_cpus()
+        workers = 1 if torch.cuda.is_available() else default_workers()
     workers = max(1, min(int(workers), len(jobs) or 1))
     results = [None] * len(jobs)
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress, ncols=90)

@@ -49,6 +49,17 @@ def test_show_renders_the_real_source():
         show(3)
 
 
+def test_show_renders_highlighted_html_and_names_the_file_of_a_decorated_function():
+    from lstm_rl_lib import dqn
+
+    view = show(dqn.q_discrepancy)              # decorated with @torch.no_grad
+    assert view.where.startswith("lstm_rl_lib/dqn.py, lines ")
+    assert "_contextlib" not in view.where and view.source.lstrip().startswith(("@", "def q_discrepancy"))
+    html = view._repr_html_()
+    assert "<pre" in html and "```" not in html and "lstm_rl_lib/dqn.py" in html
+    assert 'style="color' in html               # highlighted: tokens carry colours
+
+
 def test_training_progress_turns_ctrl_c_into_a_clean_stop():
     done = []
     with TrainingProgress(100, disable=True) as bar:
@@ -141,3 +152,29 @@ def test_noise_follows_the_tensor_and_the_generator():
     torch.testing.assert_close(a, torch.randn(3, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
     u = noise(like, torch.Generator().manual_seed(2), uniform=True)
     assert (u >= 0).all() and (u < 1).all() and not torch.equal(u, noise(like, torch.Generator().manual_seed(3), uniform=True))
+
+
+def test_worker_count_comes_from_cpu_quota_and_memory_not_the_machine(monkeypatch):
+    """As on Binder: a host with many cores, a cgroup that allows 1 CPU and 2 GB."""
+    import io
+
+    from lstm_rl_lib import runtime
+
+    files = {"/sys/fs/cgroup/cpu.max": "100000 100000\n", "/sys/fs/cgroup/memory.max": str(2 * 2**30),
+             "/sys/fs/cgroup/memory.current": str(600 * 2**20)}
+
+    def fake_open(path, *args, **kwargs):
+        if path in files:
+            return io.StringIO(files[path])
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(runtime, "open", fake_open, raising=False)
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert runtime.available_cpus() == 1
+    assert runtime.available_memory() == 2 * 2**30 - 600 * 2**20
+    assert runtime.default_workers() == 1
+    files["/sys/fs/cgroup/cpu.max"] = "max 100000\n"            # no CPU quota: the memory decides
+    assert runtime.available_cpus() == 16
+    assert runtime.default_workers() == (2 * 2**30 - 600 * 2**20) // runtime.WORKER_MEMORY == 4
+    files["/sys/fs/cgroup/memory.current"] = str(2 * 2**30)     # nothing left: still one worker
+    assert runtime.default_workers() == 1

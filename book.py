@@ -6,10 +6,12 @@
                                                                       --device cuda: the GPU check, with a report
     python3 book.py student [CHAPTER ...]                             student versions (no solutions) in build/student
     python3 book.py bench [NAME ...]                                  the benchmark scripts in benchmarks/
+    python3 book.py site                                              the website, from the committed chapters, in build/site
 
 The first call creates ./.venv and installs requirements.txt into it (again whenever that file
-changes); later calls reuse it. Set BOOK_NO_VENV=1 to use the current interpreter as it is
-(e.g. on Binder, where the packages are already installed).
+changes); later calls reuse it. `site` and `test` also install requirements-site.txt (the website's
+tools). Set BOOK_NO_VENV=1 to use the current interpreter as it is; on Binder that is automatic
+(the packages are already installed there, and a venv would pull PyPI's CUDA build of torch).
 """
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 REQUIREMENTS = ROOT / "requirements.txt"
+SITE_REQUIREMENTS = ROOT / "requirements-site.txt"
+#: Set in every Binder session (mybinder.org's launcher); binder/start also sets BOOK_NO_VENV=1.
+BINDER_VARIABLES = ("BINDER_LAUNCH_HOST", "BINDER_REQUEST", "BINDER_SERVICE_HOST")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -33,8 +38,24 @@ def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def ensure_environment() -> None:
-    if os.environ.get("BOOK_NO_VENV") == "1":
+def on_binder() -> bool:
+    return any(os.environ.get(name) for name in BINDER_VARIABLES)
+
+
+def install(python: Path, requirements: Path, stamp: Path) -> None:
+    """pip install -r ``requirements`` into ``python``'s environment, once per version of that file."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print(f"[book] installing {requirements.name} (once; again only when it changes)", flush=True)
+    start = time.time()
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True, cwd=ROOT)
+    stamp.write_text(digest)
+    print(f"[book] installed in {time.time() - start:.0f} s", flush=True)
+
+
+def ensure_environment(extra: list[Path] = ()) -> None:
+    if os.environ.get("BOOK_NO_VENV") == "1" or on_binder():
         return
     if sys.version_info < (3, 10):
         sys.exit(f"The book needs Python 3.10 or newer; this is {sys.version.split()[0]}")
@@ -48,15 +69,9 @@ def ensure_environment() -> None:
             except subprocess.CalledProcessError:
                 sys.exit("[book] could not create a virtual environment. On Debian/Ubuntu install it with "
                          "`apt install python3-venv`, or install requirements.txt yourself and run with BOOK_NO_VENV=1.")
-        stamp = VENV / ".requirements.sha256"
-        digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-        if not stamp.exists() or stamp.read_text() != digest:
-            print("[book] installing requirements.txt (once; again only when it changes)", flush=True)
-            start = time.time()
-            subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
-                           check=True, cwd=ROOT)
-            stamp.write_text(digest)
-            print(f"[book] installed in {time.time() - start:.0f} s", flush=True)
+        install(python, REQUIREMENTS, VENV / ".requirements.sha256")
+        for extra_file in extra:
+            install(python, extra_file, VENV / f".{extra_file.stem}.sha256")
         os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
@@ -166,6 +181,19 @@ def cmd_bench(args) -> int:
     return rc
 
 
+def cmd_site(args) -> int:
+    import notebooks
+
+    start = time.time()
+    out, warnings = notebooks.build_site(quiet=not args.verbose)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    for w in warnings:
+        print("  " + w, flush=True)
+    print(f"[book] website in {out.relative_to(ROOT)}/ ({size / 2**20:.1f} MB, {len(warnings)} warning(s)) "
+          f"built in {time.time() - start:.0f} s; open {(out / 'index.html').relative_to(ROOT)}", flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -182,9 +210,12 @@ def main() -> int:
     student.add_argument("chapters", nargs="*")
     bench = sub.add_parser("bench", help="run the benchmark scripts")
     bench.add_argument("names", nargs="*", help="which (e.g. ppo, numpy_lstm); default: all")
+    site = sub.add_parser("site", help="build the website from the committed chapters into build/site")
+    site.add_argument("--verbose", action="store_true", help="show Sphinx's progress")
     args = parser.parse_args()
-    ensure_environment()
-    return {"run": cmd_run, "test": cmd_test, "student": cmd_student, "bench": cmd_bench}[args.command](args)
+    ensure_environment([SITE_REQUIREMENTS] if args.command in ("site", "test") else [])
+    return {"run": cmd_run, "test": cmd_test, "student": cmd_student, "bench": cmd_bench,
+            "site": cmd_site}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -298,3 +298,123 @@ def write_student_versions(out_dir: Path, names: list[str] | None = None) -> lis
         nbformat.write(student_version(read(path)), str(target))
         written.append(target)
     return written
+
+
+# ----------------------------------------------------------------------------------------------
+# The website: the committed chapters rendered by Sphinx + myst-nb, without executing them
+# ----------------------------------------------------------------------------------------------
+WEBSITE = ROOT / "website"
+#: The parts of jupyter-server-mathjax's MathJax 2 that the site uses: its combined TeX -> HTML-CSS
+#: configuration (the package ships the output code only in there), and the STIX web fonts.
+MATHJAX_PARTS = ("MathJax.js", "config", "extensions", "jax/input/TeX", "jax/element", "jax/output/HTML-CSS",
+                 "fonts/HTML-CSS/STIX-Web")
+
+
+def repository() -> dict:
+    """The book's repository (``[project.urls] Repository`` in pyproject.toml, the one place it is written)
+    and the links derived from it: Binder, and Colab for one chapter via :func:`colab_url`."""
+    text = (ROOT / "pyproject.toml").read_text()
+    m = re.search(r'^\[project\.urls\][^\[]*?^Repository\s*=\s*"([^"]+)"', text, re.M | re.S)
+    if not m:
+        raise ValueError("pyproject.toml needs [project.urls] Repository = \"https://github.com/OWNER/NAME\"")
+    url = m.group(1).rstrip("/")
+    owner_name = url.split("github.com/", 1)[1]
+    return {"repository": url, "owner_name": owner_name, "branch": "main",
+            "binder": f"https://mybinder.org/v2/gh/{owner_name}/HEAD"}
+
+
+def is_colab_setup(cell) -> bool:
+    return cell.cell_type == "code" and "colab-setup" in cell.get("metadata", {}).get("tags", [])
+
+
+def colab_ready(path: Path) -> bool:
+    """Whether a chapter opens on Colab as it is: its first code cell installs the library there."""
+    return is_colab_setup(next(c for c in read(path).cells if c.cell_type == "code"))
+
+
+def colab_url(path: Path) -> str:
+    repo = repository()
+    return f"https://colab.research.google.com/github/{repo['owner_name']}/blob/{repo['branch']}/chapters/{path.name}"
+
+
+def binder_url(path: Path) -> str:
+    return f"{repository()['binder']}?labpath=chapters%2F{path.name}"
+
+
+def reading_minutes(nb, words_per_minute: int = 200) -> int:
+    """Minutes to read a chapter's prose and code (not its outputs) at ``words_per_minute``."""
+    words = sum(len(c.source.split()) for c in nb.cells if c.cell_type in ("markdown", "code")
+                and not is_colab_setup(c))
+    return max(1, round(words / words_per_minute))
+
+
+def _minutes(seconds) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def chapter_map() -> str:
+    """The landing page's table of chapters: title, reading time, full and smoke run times (from each
+    committed chapter's stamp), and where to open it."""
+    rows = ["| chapter | reading | full run | smoke run | open |", "|---|---|---|---|---|"]
+    for path in chapter_paths():
+        nb = read(path)
+        title = nb.cells[0].source.splitlines()[0].lstrip("# ").strip()
+        stamp = nb.metadata.get(META_KEY, {})
+        rows.append(f"| [{title}](chapters/{path.name}) | {reading_minutes(nb)} min | {_minutes(stamp.get('seconds'))} "
+                    f"| {_minutes(stamp.get('smoke_seconds'))} | [Binder]({binder_url(path)})"
+                    + (f" · [Colab]({colab_url(path)}) |" if colab_ready(path) else " |"))
+    return "\n".join(rows)
+
+
+def prepare_site_source(src: Path) -> Path:
+    """Lay out the site's sources in ``src``: Sphinx's configuration, the landing page with its chapter map
+    and table of contents, the committed chapters (and the diagrams they show), and MathJax."""
+    import shutil
+
+    import jupyter_server_mathjax
+
+    if src.exists():
+        shutil.rmtree(src)
+    (src / "chapters").mkdir(parents=True)
+    shutil.copy(WEBSITE / "conf.py", src / "conf.py")
+    shutil.copytree(WEBSITE / "_static", src / "_static")
+    mathjax = Path(jupyter_server_mathjax.__file__).parent / "static"
+    for part in MATHJAX_PARTS:
+        target = src / "_static" / "mathjax" / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (mathjax / part).is_dir():
+            shutil.copytree(mathjax / part, target)
+        else:
+            shutil.copy(mathjax / part, target)
+    (src / "book.json").write_text(json.dumps(repository()))
+    for path in chapter_paths():
+        shutil.copy(path, src / "chapters" / path.name)
+    if (CHAPTERS / "diagrams").is_dir():
+        shutil.copytree(CHAPTERS / "diagrams", src / "chapters" / "diagrams", ignore=shutil.ignore_patterns("*.py"))
+    intro = (WEBSITE / "intro.md").read_text()
+    if "<!-- chapter map -->" not in intro:
+        raise ValueError("website/intro.md lost its '<!-- chapter map -->' line")
+    toc = "\n".join(["", "```{toctree}", ":maxdepth: 1", ":caption: Chapters", ":hidden:", "",
+                     *(f"chapters/{p.stem}" for p in chapter_paths()), "```", ""])
+    (src / "index.md").write_text(intro.replace("<!-- chapter map -->", chapter_map()) + toc)
+    return src
+
+
+def build_site(out: Path | None = None, quiet: bool = True) -> tuple[Path, list[str]]:
+    """Build the website into ``out`` (default ``build/site``) from the committed chapters; nothing is executed.
+    Returns the folder and Sphinx's warnings."""
+    import subprocess
+    import sys
+
+    out = out or BUILD / "site"
+    src = prepare_site_source(BUILD / "site-src")
+    log = BUILD / "site-warnings.txt"
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-w", str(log), *(["-q"] if quiet else []),
+           str(src), str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT)
+    warnings = [w for w in log.read_text().splitlines() if w.strip()] if log.exists() else []
+    if proc.returncode:
+        raise RuntimeError(f"sphinx-build failed (exit {proc.returncode}); see {log}")
+    return out, warnings

@@ -93,9 +93,12 @@ class RunReport:
     summary: dict = field(default_factory=dict)
     figures: list = field(default_factory=list)
     error: str | None = None
+    claims: list = field(default_factory=list)
 
     def line(self) -> str:
         key = "; ".join(f"{k}: {v}" for k, v in self.summary.items()) or "(no summary)"
+        if self.claims:
+            key = f"claims: {sum(c['holds'] for c in self.claims)} of {len(self.claims)} hold; " + key
         status = "FAILED " + self.error if self.error else key
         return f"{self.chapter:<24} {self.mode:<5} {self.seconds:7.1f} s  {status}"
 
@@ -130,7 +133,8 @@ def execute_chapter(path: Path, smoke: bool, out_dir: Path, extra_parameters: di
                              "seconds": round(seconds, 1)}
     nbformat.write(nb, str(output))
     figures = extract_figures(nb, out_dir / "figures" / path.stem)
-    return RunReport(path.stem, "smoke" if smoke else "full", seconds, output, find_summary(nb), figures, error)
+    return RunReport(path.stem, "smoke" if smoke else "full", seconds, output, find_summary(nb), figures, error,
+                     find_claims(nb))
 
 
 def find_summary(nb) -> dict:
@@ -143,6 +147,15 @@ def find_summary(nb) -> dict:
             if out.get("metadata", {}).get(SUMMARY_KEY):
                 found = dict(out["data"].get("application/json", {}).get("summary", []))
     return found
+
+
+def find_claims(nb) -> list[dict]:
+    """The claims a chapter checked with :class:`lstm_rl_lib.claims.Claims` (``claim``, ``measured``,
+    ``holds``, ``rule`` each), from every claims table in its outputs."""
+    from lstm_rl_lib.claims import CLAIMS_KEY
+
+    return [c for cell in nb.cells for out in cell.get("outputs", []) if out.get("metadata", {}).get(CLAIMS_KEY)
+            for c in out["data"].get("application/json", {}).get("claims", [])]
 
 
 def extract_figures(nb, folder: Path) -> list[Path]:
@@ -230,10 +243,17 @@ def clean_outputs(nb):
 
 
 def local_leaks(path: Path) -> list[str]:
-    """This machine's paths or tqdm's widget warning in a committed chapter (empty when clean)."""
+    """This machine's paths, tqdm's widget warning, or any Python warning (``RuntimeWarning: ...``) in the
+    outputs of a committed chapter (empty when clean)."""
     text = path.read_text()
-    return [f"{path.name}: {what}" for what, found in (("a local path", str(ROOT) in text),
-                                                       ("a tqdm warning", "TqdmWarning" in text)) if found]
+    found = [f"{path.name}: {what}" for what, hit in (("a local path", str(ROOT) in text),
+                                                      ("a tqdm warning", "TqdmWarning" in text)) if hit]
+    for n, cell in enumerate(read(path).cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                found += [f"{path.name}: cell {n} prints a warning: {m.strip()}"
+                          for m in re.findall(r"^.*\b\w*Warning: .*$", out["text"], re.M)]
+    return found
 
 
 # ----------------------------------------------------------------------------------------------

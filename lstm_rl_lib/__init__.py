@@ -2,14 +2,16 @@
 
 Chapters import what they need from its modules; the helpers every chapter uses are re-exported here,
 and so is what a reader needs to use the library on their own environment: the three training
-functions, :class:`Agent` (save, load, ``predict`` step by step) and one :func:`evaluate`.
+functions, :class:`Agent` (save, load, ``predict`` step by step) and one :func:`evaluate`; and
+:class:`Claims`, the book's rule for "A solves it" and "A beats B" (:mod:`lstm_rl_lib.claims`).
 """
+from .claims import Claims
 from .display import show, summary
 from .plotting import plot_curves
 from .progress import TrainingProgress
 from .runtime import get_device, seed_everything
 
-__all__ = ["show", "summary", "plot_curves", "TrainingProgress", "get_device", "seed_everything",
+__all__ = ["Claims", "show", "summary", "plot_curves", "TrainingProgress", "get_device", "seed_everything",
            "Agent", "evaluate", "load_agent", "train_reinforce", "train_dqn", "train_ppo"]
 __version__ = "0.1.0"
 

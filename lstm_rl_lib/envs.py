@@ -569,6 +569,56 @@ def make_vector_env(name, num_envs: int, seed: int | None = None, asynchronous: 
     return venv
 
 
+class StackObservations(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """Frame stacking: the last ``k`` observations side by side, oldest first, as one flat ``Box``.
+
+    The memory-less baseline SB3's maintainers recommend trying first for a POMDP: a feed-forward
+    agent on this wrapper sees ``k`` steps of history and no more. Observations are encoded first
+    (:func:`encode_observation`: one-hot, flattened), and zeros stand in for the steps before the
+    episode's start, as in DQN's ``"stack"`` agent. Works for every algorithm of the book, since it is
+    an environment: ``train_ppo(env=stacked("cartpole-novel", 4), policy="mlp")``.
+    """
+
+    def __init__(self, env: gym.Env, k: int):
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k (the number of stacked observations) must be a positive integer; got {k!r}")
+        gym.utils.RecordConstructorArgs.__init__(self, k=k)
+        gym.ObservationWrapper.__init__(self, env)
+        self.k = int(k)
+        self._space = env.observation_space
+        self.obs_dim, _ = _encoded_dim(env.observation_space)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (self.k * self.obs_dim,), np.float32)
+        self._frames = np.zeros((1, self.k, self.obs_dim), np.float32)
+
+    def reset(self, **kwargs):
+        self._frames = np.zeros((1, self.k, self.obs_dim), np.float32)
+        return super().reset(**kwargs)
+
+    def observation(self, observation):
+        from .agent import push_frame      # the one frame-stack update of the library
+
+        self._frames = push_frame(self._frames, _encode(observation, self._space).reshape(1, -1))
+        return self._frames.reshape(-1).copy()
+
+
+class stacked:
+    """An environment factory: ``env`` (anything :func:`env_factory` takes) with :class:`StackObservations`
+    of ``k`` around it. Pass it as ``env`` to any config; it pickles, so it also runs in worker processes
+    (for a name or id; a factory given as ``env`` must then be a module-level function)."""
+
+    def __init__(self, env, k: int = 4, **kwargs):
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k (the number of stacked observations) must be a positive integer; got {k!r}")
+        self.env, self.k, self.kwargs = env, int(k), kwargs
+        env_factory(env, **kwargs)          # a wrong name fails here, in the caller's process
+
+    def __call__(self) -> gym.Env:
+        return StackObservations(env_factory(self.env, **self.kwargs)(), self.k)
+
+    def __repr__(self) -> str:
+        return f"stacked({describe_env(self.env) if callable(self.env) else repr(self.env)}, k={self.k})"
+
+
 def ended_success(info: dict, done: np.ndarray) -> np.ndarray:
     """``info["success"]`` of the episodes that ended at this step of a same-step-autoreset vector env.
 

@@ -36,7 +36,30 @@ def test_committed_outputs_are_fresh(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
-def test_committed_outputs_show_no_local_path_or_tqdm_warning(path):
+def test_every_claim_in_a_committed_chapter_holds(path):
+    """A full run whose claim fails must change the prose (and the claim), not this check."""
+    failing = [c for c in notebooks.find_claims(notebooks.read(path)) if not c["holds"]]
+    assert failing == [], f"{path.name}: claims that do not hold: {failing}"
+
+
+def test_claims_are_found_in_an_executed_notebook():
+    from lstm_rl_lib.claims import CLAIMS_KEY
+
+    nb = notebooks.nbformat.v4.new_notebook()
+    cell = notebooks.nbformat.v4.new_code_cell("claims.show()")
+    cell.outputs = [notebooks.nbformat.v4.new_output("display_data", data={"application/json": {"claims": [
+        {"claim": "A solves it", "measured": "1.00 ± 0.00 [1, 1, 1]", "holds": True, "rule": "every seed ≥ 0.95"},
+        {"claim": "A beats B", "measured": "...", "holds": False, "rule": "every seed of A > every seed of B"}]}},
+        metadata={CLAIMS_KEY: True})]
+    nb.cells = [cell]
+    found = notebooks.find_claims(nb)
+    assert [c["holds"] for c in found] == [True, False]
+    report = notebooks.RunReport("03_x", "full", 1.0, None, {}, [], None, found)
+    assert "claims: 1 of 2 hold" in report.line()
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_committed_outputs_show_no_local_path_or_warning(path):
     assert notebooks.local_leaks(path) == []
 
 

@@ -180,3 +180,45 @@ def test_pendulum_without_velocity_and_box_actions():
     for _ in range(3):
         obs, r, term, trunc, info = venv.step(np.zeros((2, 1), np.float32))
     assert trunc.all() and "final_obs" in info           # same-step autoreset hands over the last observation
+
+
+def test_stacked_observations_are_the_last_k_encoded_frames_with_zeros_before_the_start():
+    import pickle
+
+    import numpy as np
+
+    from lstm_rl_lib.envs import StackObservations, make_env, stacked
+
+    env = stacked("cartpole-novel", k=3)()
+    assert env.observation_space.shape == (3 * 2,)
+    d = env.obs_dim
+    plain = make_env("cartpole-novel")
+    o0, _ = env.reset(seed=0)
+    p0, _ = plain.reset(seed=0)
+    assert np.allclose(o0[: 2 * d], 0) and np.allclose(o0[2 * d:], p0)
+    o1, *_ = env.step(1)
+    p1, *_ = plain.step(1)
+    assert not np.allclose(p1, p0)
+    assert np.allclose(o1[:d], 0) and np.allclose(o1[d:2 * d], p0) and np.allclose(o1[2 * d:], p1)
+    o0b, _ = env.reset(seed=0)                       # a new episode starts from zeros again
+    assert np.allclose(o0b, o0)
+    assert pickle.loads(pickle.dumps(stacked("cartpole-novel", k=4)))().observation_space.shape == (8,)
+    discrete = StackObservations(make_env("CliffWalking-v1"), 2)   # Discrete(48): one-hot, then stacked
+    o, _ = discrete.reset(seed=0)
+    assert o.shape == (96,) and o[:48].sum() == 0 and o[48:].sum() == 1
+    with pytest.raises(ValueError, match="positive integer"):
+        stacked("tmaze", k=0)
+    with pytest.raises(ValueError, match="unknown task"):
+        stacked("no-such-task", k=4)
+
+
+def test_every_algorithm_trains_on_a_stacked_environment():
+    from lstm_rl_lib import train_dqn, train_ppo, train_reinforce
+    from lstm_rl_lib.envs import stacked
+
+    env = stacked("cartpole-novel", k=4)
+    r = train_reinforce(env=env, policy="mlp", updates=2, num_envs=2, hidden_size=8, progress=False)
+    p = train_ppo(env=env, policy="mlp", total_steps=256, num_envs=2, num_steps=64, hidden_size=8, progress=False)
+    q = train_dqn(env=env, agent="mlp", total_steps=300, learning_starts=100, hidden_size=8, progress=False)
+    for result in (r, p, q):
+        assert result.observation_space.shape == (8,) and result.history["env_steps"][-1] > 0

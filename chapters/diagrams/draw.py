@@ -139,8 +139,9 @@ def replay_window() -> str:
     s.line([(x0 + 10 * w - 6, 220), (x0 + 10 * w - 2, 220)], color=INK)
     s.text(x0 + 8 * w, 258, "warms the state up", size=12, color=GREY)
     # target
-    s.box(x0 + 10 * w, 280, 12 * w - 4, 36, "target network on the same window, n steps ahead → y_t", fill="#fbeee6", size=12)
-    s.text(x0 + 4 * w, 298, "loss = mean over the L steps\nof (Q − y)², padded steps masked", size=12, color=INK)
+    s.box(x0 + 6 * w, 280, 12 * w - 4, 36, "target network: same start state, burn-in, window → y_t",
+          fill="#fbeee6", size=12)
+    s.text(x0 + 2.8 * w, 298, "loss = mean over the L steps\nof Huber(Q − y), padding masked", size=12, color=INK)
     return s.render()
 
 
@@ -157,7 +158,7 @@ def ppo_segments() -> str:
         s.text(300, y + 12, f"env {e}", size=12, anchor="start", color=GREY)
     s.line([(360, 90), (410, 90)])
     s.text(430, 22, "2. segments, cut where an episode starts", size=13, anchor="start", bold=True)
-    s.text(430, 42, "each begins with the state the actor had there (●; zeros after a reset)", size=12, anchor="start",
+    s.text(430, 42, "● start state: the stored rollout-start state, or zeros after a reset", size=12, anchor="start",
            color=GREY)
     segs = [(0, 5), (5, 7), (0, 2), (2, 7), (9, 3), (0, 12)]
     for k, (a, L) in enumerate(segs):
@@ -165,16 +166,16 @@ def ppo_segments() -> str:
         s.box(430 + a * 18, y, L * 18, 14, "", fill="#dce6f5", rx=2)
         s.circle(430 + a * 18, y + 7, 4, fill=ORANGE)
     s.line([(640, 180), (640, 205)])
-    s.text(20, 220, "3. a minibatch of whole segments, padded to the longest: (T_{max}, B), mask = 0 on padding",
+    s.text(20, 220, "3. a minibatch of whole env columns (here envs 2 and 0): their segments, padded to the longest",
            size=13, anchor="start", bold=True)
-    for k, L in enumerate([12, 7, 5, 3]):
+    for k, L in enumerate([12, 5, 7]):
         for t in range(12):
             s.box(20 + t * 20, 235 + k * 20, 18, 16, "", fill="#dce6f5" if t < L else "#ffffff",
                   stroke=INK if t < L else GREY, rx=2, dash=None if t < L else "3,2")
     s.line([(280, 275), (340, 275)])
-    s.box(350, 245, 260, 60, "4. one packed LSTM call, started\nfrom the segments' stored states", fill="#eef3fb", size=12)
+    s.box(350, 245, 260, 60, "4. one fused LSTM call; padded\noutputs are dropped", fill="#eef3fb", size=12)
     s.line([(610, 275), (650, 275)])
-    s.box(660, 245, 225, 60, "5. clipped policy loss, value loss,\nentropy: averaged where mask = 1", fill="#fbeee6", size=12)
+    s.box(660, 245, 225, 60, "5. clipped policy loss, value loss,\nentropy: averaged over real steps", fill="#fbeee6", size=12)
     return s.render()
 
 
@@ -194,14 +195,15 @@ def world_model() -> str:
     s.text(640, 65, "(trained on recorded play)", size=12, color=GREY)
     s.line([(395, 100), (395, 128)])
     s.text(412, 114, "h_t", size=15, italic=True)
-    s.box(340, 130, 140, 60, "C  linear\na = W [z_t, h_t] + b", fill="#fbeee6", size=12)
+    s.text(386, 114, "(has read z, a up to t − 1)", size=11, color=GREY, anchor="end")
+    s.box(340, 130, 140, 60, "C  linear\na_t = 1[w·[z_t, h_t] + b > 0]", fill="#fbeee6", size=11)
     s.line([(480, 160), (560, 160)])
     s.text(535, 145, "a_t", size=15, italic=True)
     s.box(560, 125, 130, 70, "environment\n(CartPole)", fill="#f4f4f4", size=13)
     s.line([(625, 195), (625, 250), (65, 250), (65, 182)])
     s.text(345, 265, "next frame", size=12, color=GREY)
     s.line([(510, 160), (510, 85), (472, 85)], dash="4,3", color=GREEN)
-    s.text(600, 100, "a_t goes into M too", size=12, color=GREEN)
+    s.text(610, 100, "then M reads z_t and a_t", size=12, color=GREEN)
     return s.render()
 
 

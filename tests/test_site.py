@@ -59,7 +59,7 @@ def _is_listing(output) -> bool:
 def _expected(nb):
     pngs = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     listings = sum(_is_listing(o) for c in nb.cells for o in c.get("outputs", []))
-    diagrams = sum(len(re.findall(r"!\[[^\]]*\]\(diagrams/[^)]+\.svg\)", c.source)) for c in nb.cells
+    diagrams = sum(len(re.findall(r"!\[[^\]]*\]\(data:image/svg\+xml;base64,", c.source)) for c in nb.cells
                    if c.cell_type == "markdown")
     return pngs, listings, diagrams
 
@@ -203,19 +203,22 @@ def test_a_chapter_page_renders_in_a_real_browser(site):
 
 
 def test_the_committed_diagrams_are_what_the_drawing_script_draws():
+    import base64
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("draw", ROOT / "chapters" / "diagrams" / "draw.py")
     draw = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(draw)
-    shown = set()
+    shown = {}
     for path in CHAPTERS:
         for cell in notebooks.read(path).cells:
             if cell.cell_type == "markdown":
-                shown |= set(re.findall(r"\]\(diagrams/([a-z_]+)\.svg\)", cell.source))
-    assert shown == set(draw.DIAGRAMS), f"diagrams shown {sorted(shown)}, drawn {sorted(draw.DIAGRAMS)}"
+                for m in re.finditer(r'!\[[^\]]*\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+) "([a-z_]+)"\)', cell.source):
+                    shown[m.group(2)] = base64.b64decode(m.group(1)).decode()
+    assert set(shown) == set(draw.DIAGRAMS), f"diagrams shown {sorted(shown)}, drawn {sorted(draw.DIAGRAMS)}"
     for name, make in draw.DIAGRAMS.items():
         svg = make()
-        assert (ROOT / "chapters" / "diagrams" / f"{name}.svg").read_text() == svg, \
-            f"{name}.svg differs from what draw.py draws: run python3 chapters/diagrams/draw.py"
+        hint = "run python3 chapters/diagrams/draw.py"
+        assert (ROOT / "chapters" / "diagrams" / f"{name}.svg").read_text() == svg, f"{name}.svg is out of date: {hint}"
+        assert shown[name] == svg, f"the chapter shows an old drawing of {name}: {hint}"
         assert svg.startswith("<svg ") and "<title>" in svg and "http" not in svg.replace("http://www.w3.org/2000/svg", "")

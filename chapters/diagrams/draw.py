@@ -1,11 +1,16 @@
 """The book's diagrams, drawn as SVG by code so that they can be changed: python3 chapters/diagrams/draw.py
 
-Writes one ``.svg`` per diagram beside this file; the chapters show them with ``![...](diagrams/NAME.svg)``.
-Plain SVG 1.1 with no external font or script, so GitHub, JupyterLab and the website show the same
-picture. ``tests/test_site.py`` checks that the committed files are what this script draws.
+Writes one ``.svg`` per diagram beside this file, and puts the same SVG into the chapters that show it,
+inline as ``<img src="data:image/svg+xml;base64,..." title="NAME">``: GitHub's notebook view does not
+show an SVG from a relative path, while JupyterLab, GitHub and the website all show an inline one.
+Plain SVG 1.1 with no external font or script. ``tests/test_site.py`` checks that the committed files
+and the chapters hold what this script draws.
 """
 from __future__ import annotations
 
+import base64
+import json
+import re
 from html import escape
 from pathlib import Path
 
@@ -211,10 +216,42 @@ DIAGRAMS = {"lstm_cell": lstm_cell, "replay_window": replay_window, "ppo_segment
             "world_model": world_model}
 
 
+#: How a chapter's Markdown shows a diagram: an inline SVG in an <img> tag, named by its title (Markdown's
+#: own image syntax will not take an SVG data URI in every renderer; the tag works in all three).
+INLINE = re.compile(r'<img src="data:image/svg\+xml;base64,[A-Za-z0-9+/=]*" alt="([^"]*)" title="([a-z_]+)"[^>]*>'
+                    r'|!\[([^\]]*)\]\((?:data:image/svg\+xml;base64,[A-Za-z0-9+/=]*|diagrams/[a-z_]+\.svg) "([a-z_]+)"\)')
+
+
+def inline(name: str, description: str) -> str:
+    data = base64.b64encode(DIAGRAMS[name]().encode()).decode()
+    return f'<img src="data:image/svg+xml;base64,{data}" alt="{escape(description, quote=True)}" title="{name}" width="100%">'
+
+
+def update_chapters() -> list[str]:
+    """Put the current drawing of every diagram into the chapters that show it (Markdown cells only)."""
+    changed = []
+    for path in sorted(HERE.parent.glob("[0-9][0-9]_*.ipynb")):
+        nb = json.loads(path.read_text())
+        touched = False
+        for cell in nb["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            new = INLINE.sub(lambda m: inline(m.group(2) or m.group(4), m.group(1) or m.group(3)), src)
+            if new != src:
+                cell["source"], touched = new.splitlines(keepends=True), True
+        if touched:     # written as nbformat writes a notebook, so that the diff shows only the change
+            path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+            changed.append(path.name)
+    return changed
+
+
 def main() -> None:
     for name, draw in DIAGRAMS.items():
         (HERE / f"{name}.svg").write_text(draw())
         print(f"wrote chapters/diagrams/{name}.svg")
+    for name in update_chapters():
+        print(f"updated the diagrams shown in chapters/{name}")
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@
     python3 book.py run [--smoke] [--update-chapters] [CHAPTER ...]   execute the chapters (papermill)
     python3 book.py test [--unit] [--device cuda]                     unit tests, then every chapter (papermill + nbval);
                                                                       --device cuda: the GPU check, with a report
-    python3 book.py student [CHAPTER ...]                             student versions (no solutions) in build/student
+    python3 book.py student [CHAPTER ...]                             student versions (nbgrader) in build/student
     python3 book.py bench [NAME ...]                                  the benchmark scripts in benchmarks/
     python3 book.py site                                              the website, from the committed chapters, in build/site
 
 The first call creates ./.venv and installs requirements.txt into it (again whenever that file
 changes); later calls reuse it. `site` and `test` also install requirements-site.txt (the website's
-tools). Set BOOK_NO_VENV=1 to use the current interpreter as it is; on Binder that is automatic
+tools), `student` and `test` requirements-instructor.txt (nbgrader). Set BOOK_NO_VENV=1 to use the current interpreter as it is; on Binder that is automatic
 (the packages are already installed there, and a venv would pull PyPI's CUDA build of torch).
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 REQUIREMENTS = ROOT / "requirements.txt"
 SITE_REQUIREMENTS = ROOT / "requirements-site.txt"
+INSTRUCTOR_REQUIREMENTS = ROOT / "requirements-instructor.txt"
 #: Set in every Binder session (mybinder.org's launcher); binder/start also sets BOOK_NO_VENV=1.
 BINDER_VARIABLES = ("BINDER_LAUNCH_HOST", "BINDER_REQUEST", "BINDER_SERVICE_HOST")
 
@@ -213,7 +214,9 @@ def main() -> int:
     site = sub.add_parser("site", help="build the website from the committed chapters into build/site")
     site.add_argument("--verbose", action="store_true", help="show Sphinx's progress")
     args = parser.parse_args()
-    ensure_environment([SITE_REQUIREMENTS] if args.command in ("site", "test") else [])
+    extra = {"site": [SITE_REQUIREMENTS], "student": [INSTRUCTOR_REQUIREMENTS],
+             "test": [SITE_REQUIREMENTS, INSTRUCTOR_REQUIREMENTS]}.get(args.command, [])
+    ensure_environment(extra)
     return {"run": cmd_run, "test": cmd_test, "student": cmd_student, "bench": cmd_bench,
             "site": cmd_site}[args.command](args)
 

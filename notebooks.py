@@ -187,7 +187,8 @@ def onto_current_source(executed, path: Path):
         raise RuntimeError(f"{path.name}: its code changed while it ran; run it again")
     for new, old in zip(now, ran):
         new.outputs, new.execution_count = old.outputs, old.execution_count
-        new.metadata = old.metadata
+        kept = {k: new.metadata[k] for k in ("nbgrader", "tags") if k in new.metadata}   # set while it ran
+        new.metadata = {**old.metadata, **kept}
     current.metadata = executed.metadata
     return current
 
@@ -283,10 +284,47 @@ def freshness_problems(path: Path) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Exercises: student versions
+# Exercises: nbgrader source notebooks, student versions, grading
 # ----------------------------------------------------------------------------------------------
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)", re.M | re.S)
+NBGRADER_SCHEMA = 3
+
+
 def exercise_cells(nb) -> list:
+    """The answer cells: code cells holding a ``### BEGIN SOLUTION`` block."""
     return [c for c in nb.cells if c.cell_type == "code" and BEGIN in c.source]
+
+
+def check_cells(nb) -> list:
+    """The graded check cells (tagged ``exercise-check``): a visible check, then hidden cases."""
+    return [c for c in nb.cells if c.cell_type == "code" and "exercise-check" in c.metadata.get("tags", [])]
+
+
+def points(cell) -> int:
+    """A check cell's points: its ``points-N`` tag (1 without one)."""
+    tags = [t for t in cell.metadata.get("tags", []) if re.fullmatch(r"points-\d+", t)]
+    return int(tags[0].split("-")[1]) if tags else 1
+
+
+def nbgrader_metadata(nb, chapter: str):
+    """Give the exercise cells nbgrader's cell metadata, from their tags, so that the chapter is an
+    nbgrader source notebook: answer cells (tagged ``exercise``) are solution cells, check cells
+    (tagged ``exercise-check``) are locked, graded test cells worth :func:`points`. Idempotent."""
+    k = 0
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type != "code":
+            continue
+        if "exercise" in tags:
+            k += 1
+            cell.metadata["nbgrader"] = {"grade": False, "grade_id": f"ch{chapter[:2]}-ex{k}-answer", "locked": False,
+                                         "schema_version": NBGRADER_SCHEMA, "solution": True, "task": False}
+        elif "exercise-check" in tags:
+            cell.metadata["nbgrader"] = {"grade": True, "grade_id": f"ch{chapter[:2]}-ex{k}-check", "locked": True,
+                                         "points": points(cell), "schema_version": NBGRADER_SCHEMA, "solution": False,
+                                         "task": False}
+    return nb
 
 
 def strip_solutions(source: str) -> str:
@@ -296,27 +334,82 @@ def strip_solutions(source: str) -> str:
     return _SOLUTION.sub(lambda m: f"{m.group(1)}raise NotImplementedError  # your code here{m.group(2)}", source)
 
 
+def strip_hidden_tests(source: str) -> str:
+    """Remove every ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` block (what nbgrader keeps back)."""
+    if source.count(HIDDEN_BEGIN) != source.count(HIDDEN_END):
+        raise ValueError("unbalanced hidden-test markers: every '### BEGIN HIDDEN TESTS' needs its '### END HIDDEN TESTS'")
+    return _HIDDEN.sub("", source)
+
+
 def student_version(nb):
-    """A copy of ``nb`` for students: solutions removed, all outputs cleared, the stamp dropped."""
+    """A copy of ``nb`` as a student gets it: solutions and hidden tests removed, outputs cleared, stamp dropped.
+    (``python3 book.py student`` lets nbgrader make it; this is the same transformation, for tests and readers
+    without nbgrader.)"""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     nb.metadata.pop(META_KEY, None)
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.source = strip_solutions(cell.source)
+            cell.source = strip_hidden_tests(strip_solutions(cell.source))
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("papermill", None)
             cell.metadata.pop("execution", None)
     return nb
 
 
+def _course(root: Path, chapters: list[Path], parameters: dict | None = None) -> Path:
+    """An nbgrader course folder in ``root`` with one assignment per chapter (``source/<stem>/<stem>.ipynb``).
+    ``parameters``: ``{stem: {name: value}}`` written into each chapter's parameters cell (e.g. smoke settings,
+    so that autograding runs the chapter small)."""
+    (root / "source").mkdir(parents=True, exist_ok=True)
+    (root / "nbgrader_config.py").write_text(
+        "c = get_config()\nc.CourseDirectory.course_id = 'lstm-rl-book'\n"
+        "c.ExecutePreprocessor.timeout = 600\nc.Execute.timeout = 600\n")
+    for path in chapters:
+        nb = nbgrader_metadata(read(path), path.stem)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        settings = (parameters or {}).get(path.stem)
+        if settings:
+            cell = parameters_cell(nb)
+            cell.source += "\n# injected for grading\n" + "\n".join(f"{k} = {v!r}" for k, v in settings.items())
+        nb.metadata.pop(META_KEY, None)
+        folder = root / "source" / path.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(folder / path.name))
+    return root
+
+
+def nbgrader(root: Path, *args: str) -> None:
+    """Run one nbgrader command in course folder ``root``; raise with its output if it fails."""
+    import subprocess
+    import sys
+
+    import os
+
+    # nbgrader runs `alembic` (its database migrations) by name: the environment's scripts must be on PATH
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
 def write_student_versions(out_dir: Path, names: list[str] | None = None) -> list[Path]:
+    """The student versions of the chapters, made by ``nbgrader generate_assignment`` (solutions replaced by
+    ``raise NotImplementedError()``, hidden tests removed, check cells locked), in ``out_dir``."""
+    import shutil
+    import tempfile
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in chapter_paths(names):
-        target = out_dir / path.name
-        nbformat.write(student_version(read(path)), str(target))
-        written.append(target)
+    paths, written = chapter_paths(names), []
+    with tempfile.TemporaryDirectory() as tmp:
+        course = _course(Path(tmp), paths)
+        for path in paths:
+            nbgrader(course, "generate_assignment", path.stem, "--force")
+            target = out_dir / path.name
+            shutil.copy(course / "release" / path.stem / path.name, target)
+            written.append(target)
     return written
 
 

@@ -59,7 +59,7 @@ def _is_listing(output) -> bool:
 def _expected(nb):
     pngs = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     listings = sum(_is_listing(o) for c in nb.cells for o in c.get("outputs", []))
-    diagrams = sum(len(re.findall(r"!\[[^\]]*\]\(data:image/svg\+xml;base64,", c.source)) for c in nb.cells
+    diagrams = sum(len(re.findall(r'<img src="data:image/svg\+xml;base64,', c.source)) for c in nb.cells
                    if c.cell_type == "markdown")
     return pngs, listings, diagrams
 
@@ -213,7 +213,8 @@ def test_the_committed_diagrams_are_what_the_drawing_script_draws():
     for path in CHAPTERS:
         for cell in notebooks.read(path).cells:
             if cell.cell_type == "markdown":
-                for m in re.finditer(r'!\[[^\]]*\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+) "([a-z_]+)"\)', cell.source):
+                for m in re.finditer(r'<img src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)" alt="[^"]*" title="([a-z_]+)"',
+                                     cell.source):
                     shown[m.group(2)] = base64.b64decode(m.group(1)).decode()
     assert set(shown) == set(draw.DIAGRAMS), f"diagrams shown {sorted(shown)}, drawn {sorted(draw.DIAGRAMS)}"
     for name, make in draw.DIAGRAMS.items():

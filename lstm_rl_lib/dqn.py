@@ -81,18 +81,18 @@ class DQNConfig:
     agent: str = "lstm"
     stack: int = 4
     total_steps: int = 50_000
-    num_envs: int = 4
+    num_envs: int = 8
     buffer_steps: int = 50_000
     seq_len: int = 10
     burn_in: int = 5
     init_state: str = "stored"
-    batch_size: int = 128
+    batch_size: int = 96
     learning_starts: int = 1_000
-    train_every: int = 8
-    gamma: float = 0.95
+    train_every: int = 12
+    gamma: float = 0.99
     lr: float = 1e-3
-    n_step: int = 3
-    value_rescale: bool = False
+    n_step: int = 5
+    value_rescale: bool = True
     norm_obs: bool = True
     double: bool = True
     huber: bool = True
@@ -132,15 +132,19 @@ class DQNConfig:
         return self.eps_start + frac * (self.eps_end - self.eps_start)
 
 
-# Settings per task. ``DQNConfig``'s defaults are the velocity-free CartPole ones (tuned for 50,000
-# steps on a CPU: n-step 3, gamma 0.95, lr 1e-3, a batch of 128 windows of 5 + 10 steps every 8
-# environment steps, Polyak averaging with tau 0.02); the others change only what differs. The
-# T-maze's one-hot observations are not rescaled, and its windows (8 + 16) cover a whole episode.
+# Settings per task. ``DQNConfig``'s defaults are the velocity-free CartPole ones, chosen by a sweep
+# (``benchmarks/bench_dqn.py --sweep``) for 50,000 steps on a CPU: gamma 0.99 with R2D2's value
+# rescaling and 5-step targets, lr 1e-3, a batch of 96 windows of 5 + 10 steps every 12 environment
+# steps (8 acting environments), Polyak averaging with tau 0.02. The others change only what differs.
+# The T-maze keeps the settings it was tuned with (4 environments, a batch of 64 windows of 8 + 16
+# steps, which cover a whole episode, every 8 steps, 3-step targets, gamma 0.98, no rescaling: its
+# returns are +-1) and its one-hot observations are not rescaled.
 PRESETS: dict[str, dict] = {
     "cartpole-novel": dict(env="cartpole-novel"),
     "cartpole-flicker": dict(env="cartpole-flicker"),
-    "tmaze": dict(env="tmaze", env_kwargs={"length": 10}, total_steps=15_000, batch_size=64, seq_len=16, burn_in=8,
-                  gamma=0.98, lr=2e-3, eps_fraction=0.5, norm_obs=False),
+    "tmaze": dict(env="tmaze", env_kwargs={"length": 10}, total_steps=15_000, num_envs=4, batch_size=64, seq_len=16,
+                  burn_in=8, train_every=8, gamma=0.98, n_step=3, value_rescale=False, lr=2e-3, eps_fraction=0.5,
+                  norm_obs=False),
 }
 
 
@@ -277,12 +281,19 @@ class EpisodeReplay:
     :meth:`sample` picks a step ``u`` uniformly over all stored steps; the sequence's loss steps are
     ``u .. u + L - 1`` cut at the episode's end (padding masked), and its burn-in the ``K`` steps
     before ``u``, cut at the episode's start. A sequence therefore never crosses an episode boundary.
+
+    ``episodes`` keeps the episodes as they were added (for reading and diagnostics); the same rows
+    also sit end to end in flat arrays (``n + 1`` rows per episode), so that a batch is cut out by
+    index arithmetic in a few NumPy calls instead of a Python loop over its sequences.
     """
 
     def __init__(self, capacity: int, rng: np.random.Generator):
         self.capacity, self.rng = capacity, rng
         self.episodes: deque[dict] = deque()
         self.steps = 0
+        self._flat: dict[str, np.ndarray] = {}     # obs, actions, rewards (and states): rows of all episodes
+        self._begin = self._end = 0                 # live rows of the flat arrays
+        self._row0: deque[int] = deque()            # each stored episode's first flat row
 
     def add(self, episode: dict) -> None:
         n = len(episode["actions"])
@@ -290,10 +301,43 @@ class EpisodeReplay:
             return
         if episode["obs"].shape[0] != n + 1:
             raise ValueError(f"an episode of {n} steps needs {n + 1} observations; got {episode['obs'].shape[0]}")
+        if self.episodes and (("states" in episode) != ("states" in self.episodes[0])
+                              or episode["obs"].shape[1:] != self.episodes[0]["obs"].shape[1:]):
+            raise ValueError("every episode in one replay needs the same observation shape, and states in all or none")
+        rows = {"obs": episode["obs"], "actions": episode["actions"], "rewards": episode["rewards"]}
+        if "states" in episode:
+            rows["states"] = episode["states"]
+        self._reserve(n + 1, rows)
+        for key, value in rows.items():             # actions, rewards, states: n rows, then one unused row
+            self._flat[key][self._end:self._end + len(value)] = value
+        self._row0.append(self._end)
+        self._end += n + 1
         self.episodes.append(episode)
         self.steps += n
         while self.steps > self.capacity and len(self.episodes) > 1:
             self.steps -= len(self.episodes.popleft()["actions"])
+            self._row0.popleft()
+            self._begin = self._row0[0]
+
+    def _reserve(self, rows: int, like: dict) -> None:
+        """Room for ``rows`` more flat rows: move the live rows to the front, or grow the arrays."""
+        if not self._flat:
+            size = 2 * (self.capacity + rows)
+            self._flat = {k: np.zeros((size,) + np.shape(v)[1:], np.float32 if k != "actions" else np.int64)
+                          for k, v in like.items()}
+        size = len(self._flat["obs"])
+        if self._end + rows <= size:
+            return
+        live = self._end - self._begin
+        if live + rows > size // 2:
+            size = 2 * (live + rows)
+        for key, arr in self._flat.items():
+            new = np.zeros((size,) + arr.shape[1:], arr.dtype)
+            new[:live] = arr[self._begin:self._end]
+            self._flat[key] = new
+        shift = self._begin
+        self._row0 = deque(r - shift for r in self._row0)
+        self._begin, self._end = 0, live
 
     def __len__(self) -> int:
         return self.steps
@@ -302,41 +346,42 @@ class EpisodeReplay:
         if self.steps == 0:
             raise ValueError("the replay buffer is empty")
         lengths = np.array([len(e["actions"]) for e in self.episodes])
+        ends = np.cumsum(lengths)
         flat = self.rng.integers(self.steps, size=batch_size)
-        ep_idx = np.searchsorted(np.cumsum(lengths), flat, side="right")
-        u = flat - (np.cumsum(lengths) - lengths)[ep_idx]
-        D = self.episodes[0]["obs"].shape[1]
-        burn_obs = np.zeros((burn_in, batch_size, D), np.float32)
-        burn_len = np.zeros(batch_size, np.int64)
-        obs = np.zeros((seq_len + 1, batch_size, D), np.float32)
-        actions = np.zeros((seq_len, batch_size), np.int64)
-        rewards = np.zeros((seq_len, batch_size), np.float32)
+        ep_idx = np.searchsorted(ends, flat, side="right")
+        u = flat - (ends - lengths)[ep_idx]                 # the window's first loss step in its episode
+        n = lengths[ep_idx]
+        base = np.asarray(self._row0)[ep_idx] + u           # its flat row
+        burn_len = np.minimum(burn_in, u)                   # the burn-in never reaches before the episode's start
+        k = np.minimum(seq_len, n - u)                      # ... and the loss steps never past its end
+        F = self._flat
+
+        def rows(offsets, valid, key):                       # F[key] at base + offsets, zeros where not valid
+            idx = np.where(valid, base[None, :] + offsets, self._begin)
+            out = F[key][idx]
+            out[~valid] = 0
+            return out
+
+        j_burn = np.arange(burn_in)[:, None]
+        burn_obs = rows(j_burn - burn_len[None, :], j_burn < burn_len[None, :], "obs")   # left-aligned
+        j = np.arange(seq_len + 1)[:, None]
+        obs = rows(j, j <= k[None, :], "obs")
+        step = j[:-1] < k[None, :]
+        actions = rows(j[:-1], step, "actions")
+        rewards = rows(j[:-1], step, "rewards")
+        mask = step.astype(np.float32)
         terminated = np.zeros((seq_len, batch_size), np.float32)
-        mask = np.zeros((seq_len, batch_size), np.float32)
-        recurrent = "states" in self.episodes[0]
-        if recurrent:
-            state0 = np.zeros((batch_size,) + self.episodes[0]["states"].shape[1:], np.float32)   # (N, k, H)
-        first = np.zeros(batch_size, np.int64)
-        for b, (e, start) in enumerate(zip(ep_idx, u)):
-            ep = self.episodes[e]
-            n = len(ep["actions"])
-            w0 = max(0, start - burn_in)                 # the burn-in never reaches before the episode's start
-            burn_len[b] = start - w0
-            burn_obs[:start - w0, b] = ep["obs"][w0:start]
-            end = min(start + seq_len, n)                # ... and the loss steps never past its end
-            k = end - start
-            obs[:k + 1, b] = ep["obs"][start:end + 1]
-            actions[:k, b] = ep["actions"][start:end]
-            rewards[:k, b] = ep["rewards"][start:end]
-            terminated[k - 1, b] = float(ep["terminated"] and end == n)
-            mask[:k, b] = 1.0
-            first[b] = w0
-            if recurrent and init_state == "stored":
-                state0[b] = ep["states"][w0]
+        ended = np.array([self.episodes[e]["terminated"] for e in ep_idx], bool) & (u + k == n)
+        terminated[k - 1, np.arange(batch_size)] = ended
+        first = u - burn_len
         t = lambda a: torch.as_tensor(a).to(device)
-        state = tuple(t(state0[:, j])[None] for j in range(state0.shape[1])) if recurrent else None
-        return SequenceBatch(t(burn_obs), burn_len, t(obs), t(actions), t(rewards), t(terminated), t(mask), state,
-                             ep_idx, first)
+        state = None
+        if "states" in F:
+            state0 = F["states"][base - burn_len] if init_state == "stored" else \
+                np.zeros((batch_size,) + F["states"].shape[1:], np.float32)               # (N, k, H)
+            state = tuple(t(np.ascontiguousarray(state0[:, i]))[None] for i in range(state0.shape[1]))
+        return SequenceBatch(t(burn_obs), burn_len.astype(np.int64), t(obs), t(actions), t(rewards), t(terminated),
+                             t(mask), state, ep_idx, first)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -346,9 +391,10 @@ def sequence_q_values(net: QNetwork, batch: SequenceBatch, grad: bool) -> torch.
     """Q-values ``(L + 1, N, A)`` along the batch's sequences, after a burn-in without gradient.
 
     With a gradient (the online network) the burn-in is one packed call under ``no_grad`` and the
-    sequence another. Without (the target network) both are one packed call: each column's burn-in
-    rows and sequence rows are laid end to end (a short burn-in leaves no gap) and the sequence's
-    outputs are read back from row ``burn_len[b]`` on."""
+    sequence another. Without (the target network) both are one plain LSTM call: each column's
+    burn-in rows and sequence rows are laid end to end (a short burn-in leaves no gap, the column's
+    spare rows go after its sequence, where they cannot change it: the LSTM only looks back) and the
+    sequence's outputs are read back from row ``burn_len[b]`` on."""
     state = batch.state
     K = batch.burn_obs.shape[0]            # burn-in rows
     if not net.recurrent or K == 0:
@@ -364,11 +410,7 @@ def sequence_q_values(net: QNetwork, batch: SequenceBatch, grad: bool) -> torch.
     device = batch.obs.device
     both = torch.cat([batch.burn_obs, batch.obs]).gather(
         0, torch.as_tensor(idx, device=device)[..., None].expand(rows, N, batch.obs.shape[2]))
-    x = net.embed(both)
-    lengths = torch.as_tensor(batch.burn_len + batch.obs.shape[0], dtype=torch.long)
-    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
-    out, _ = rnn_forward(net.core, packed, state)
-    out, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=rows)
+    out, _ = run_lstm(net.core, net.embed(both), state)
     take = torch.as_tensor(batch.burn_len[None, :] + np.arange(batch.obs.shape[0])[:, None], device=device)
     return net.head(out.gather(0, take[..., None].expand(-1, -1, out.shape[2])))
 
@@ -532,6 +574,7 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, callback=N
     target.load_state_dict(online.state_dict())
     target.requires_grad_(False)
     optimizer = torch.optim.Adam(online.parameters(), lr=config.lr)
+    online_params, target_params = list(online.parameters()), list(target.parameters())
     replay = EpisodeReplay(config.buffer_steps, rng)
     stacker = ObservationStacker(config.num_envs, spaces.obs_dim, config.stack) if config.agent == "stack" else None
 
@@ -624,8 +667,7 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, callback=N
                 grad_steps += 1
                 if config.tau > 0:
                     with torch.no_grad():
-                        for p_t, p in zip(target.parameters(), online.parameters()):
-                            p_t.lerp_(p, config.tau)
+                        torch._foreach_lerp_(target_params, online_params, config.tau)
                 elif grad_steps % config.target_update == 0:
                     target.load_state_dict(online.state_dict())
                 if grad_steps % 100 == 0:

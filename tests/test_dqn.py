@@ -76,6 +76,28 @@ def test_replay_drops_whole_old_episodes_and_checks_its_input():
         replay.add(bad)
 
 
+def test_windows_match_the_stored_episodes_after_many_evictions_and_moves():
+    """The flat rows the batch is cut from stay those of replay.episodes while old episodes leave and
+    the arrays are compacted or grown (a small capacity forces both many times)."""
+    rng = np.random.default_rng(4)
+    replay = EpisodeReplay(capacity=50, rng=np.random.default_rng(4))
+    for ep_id in range(1, 200):
+        replay.add(fake_episode(ep_id, int(rng.integers(1, 60)), terminated=bool(ep_id % 3)))
+        if ep_id % 5:
+            continue
+        batch = replay.sample(32, 6, 3, "stored", "cpu")
+        for b in range(32):
+            ep = replay.episodes[batch.episode[b]]
+            w0, k = batch.first[b], int(batch.mask[:, b].sum())
+            u = w0 + batch.burn_len[b]
+            np.testing.assert_array_equal(batch.burn_obs[:batch.burn_len[b], b].numpy(), ep["obs"][w0:u])
+            np.testing.assert_array_equal(batch.obs[:k + 1, b].numpy(), ep["obs"][u:u + k + 1])
+            np.testing.assert_array_equal(batch.actions[:k, b].numpy(), ep["actions"][u:u + k])
+            np.testing.assert_array_equal(batch.state[0][0, b].numpy(), ep["states"][w0, 0])
+            assert batch.terminated[:, b].sum() == float(ep["terminated"] and u + k == len(ep["actions"]))
+    assert replay.steps <= 50 + 60 and len(replay) == sum(len(e["actions"]) for e in replay.episodes)
+
+
 def _batch(burn_in=3, seq_len=4, seed=0):
     replay = EpisodeReplay(10_000, np.random.default_rng(seed))
     rng = np.random.default_rng(seed)

@@ -5,72 +5,59 @@ import numpy as np
 import torch
 
 from .. import dqn
+from ..claims import MIN_SEEDS
 from . import ExerciseFailed, check_function
 
+#: The answers Exercise 3 accepts.
+HALVES = ("single transitions", "target copied every step", "neither")
 
-def check_window(fn) -> bool:
-    """Exercise 1: ``fn(n, u, seq_len, burn_in)`` for an episode of ``n`` steps and a sampled step ``u``
-    returns ``(burn_start, loss_end)``: the burn-in covers steps ``burn_start .. u - 1`` and the loss
-    steps ``u .. loss_end - 1``; neither may leave the episode."""
-    def reference(n, u, seq_len, burn_in):
-        return max(0, u - burn_in), min(u + seq_len, n)
 
-    cases = [(50, 20, 10, 5), (50, 2, 10, 5), (50, 0, 10, 5), (50, 45, 10, 5), (50, 49, 10, 0), (1, 0, 8, 4),
-             (12, 6, 6, 6), (30, 29, 1, 0)]
-    for case in cases:
-        expected = reference(*case)
-        try:
-            got = fn(*case)
-        except NotImplementedError:
-            raise ExerciseFailed("window: not implemented yet (replace `raise NotImplementedError` with your code)") from None
-        got = tuple(int(x) for x in got)
-        if got != expected:
-            n, u, L, B = case
-            raise ExerciseFailed(f"window: for an episode of {n} steps, u = {u}, seq_len = {L}, burn_in = {B} "
-                                 f"expected (burn_start, loss_end) = {expected}, got {got}")
-    print(f"PASS  window: matches the reference on all {len(cases)} cases")
+def check_h_inverse(fn, values=(0.0, 1.0, 20.0), eps=(1e-3,)) -> bool:
+    """Exercise 1: ``fn(y, eps)`` = the inverse of R2D2's ``h(x) = sign(x)(sqrt(|x| + 1) - 1) + eps x``,
+    compared with :func:`lstm_rl_lib.dqn.value_rescale_inverse`, and ``fn(h(x), eps) == x`` on returns."""
+    cases = [(f"y = {list(values)}, eps = {e:g}", (torch.tensor(values, dtype=torch.float64), e)) for e in eps]
+    check_function("h inverse", fn, lambda y, e: dqn.value_rescale_inverse(y, e), cases, atol=1e-6, rtol=1e-8,
+                   output_names=("h^-1(y)",))
+    x = torch.tensor([-500.0, -1.0, 0.0, 3.0, 99.0, 500.0], dtype=torch.float64)
+    for e in eps:
+        back = fn(dqn.value_rescale(x, e), e)
+        if not torch.allclose(back, x, atol=1e-6, rtol=1e-8):
+            raise ExerciseFailed(f"h inverse: h^-1(h(x)) should give x back; for x = {x.tolist()} and eps = {e:g} "
+                                 f"got {[round(v, 4) for v in back.tolist()]}")
+    print(f"PASS  h inverse: undoes h on returns from -500 to 500 (eps {', '.join(f'{e:g}' for e in eps)})")
     return True
 
 
-def check_n_step_targets(fn) -> bool:
-    """Exercise 2: ``fn(rewards, terminated, mask, values, gamma, n)`` returns the ``(L, N)`` n-step
-    targets of :func:`lstm_rl_lib.dqn.n_step_targets` (compared on real steps, ``mask == 1``)."""
-    g = torch.Generator().manual_seed(4)
-    L, N = 7, 6
-    lengths = torch.tensor([7, 1, 3, 7, 5, 2])
-    mask = (torch.arange(L)[:, None] < lengths).float()
-    rewards = torch.randn(L, N, generator=g) * mask
-    values = torch.randn(L + 1, N, generator=g)
-    terminated = torch.zeros(L, N)
-    terminated[lengths[2] - 1, 2] = terminated[lengths[3] - 1, 3] = terminated[0, 1] = 1.0
+def check_loss_probability(fn, cases=((100, 0, 10), (100, 50, 10))) -> bool:
+    """Exercise 2: ``fn(n, t, L)`` = the probability that a window drawn from an episode of ``n`` steps
+    (first loss step ``u`` uniform over ``0 .. n - 1``, ``L`` loss steps cut at the episode's end)
+    puts a loss on step ``t``."""
+    def reference(n, t, L):
+        return sum(u <= t < u + L for u in range(n)) / n    # count the windows, one per possible u
 
-    def masked(f):
-        return lambda *args: f(*args) * args[2]
-
-    cases = [("n = 1, the one-step target", (rewards, terminated, mask, values, 0.9, 1)),
-             ("n = 3", (rewards, terminated, mask, values, 0.9, 3)),
-             ("n = 5, another discount", (rewards, terminated, mask, values, 0.5, 5)),
-             ("n longer than every sequence", (rewards, terminated, mask, values, 0.99, 10))]
-    return check_function("n-step targets", masked(fn), masked(dqn.n_step_targets), cases, atol=1e-5, rtol=1e-5,
-                          output_names=("targets",))
+    return check_function("loss probability", fn, reference,
+                          [(f"n = {n}, t = {t}, L = {L}", (n, t, L)) for n, t, L in cases], atol=1e-12, rtol=1e-9,
+                          output_names=("probability",))
 
 
-def check_double_dqn_target(fn) -> bool:
-    """Exercise 3: ``fn(q_online_next, q_target_next, rewards, terminated, gamma)`` returns the
-    one-step double-DQN target: the online network picks the next action, the target network
-    scores it, and a terminated step does not bootstrap. Q tensors ``(L, N, A)``, others ``(L, N)``."""
-    g = torch.Generator().manual_seed(5)
-    L, N, A = 5, 4, 3
-    q_on, q_tg = torch.randn(L, N, A, generator=g), torch.randn(L, N, A, generator=g)
-    r = torch.randn(L, N, generator=g)
-    term = torch.zeros(L, N)
-    term[4, 0] = term[2, 3] = 1.0
+def check_worse_half(answer, returns: dict) -> bool:
+    """Exercise 3: ``answer`` names the half of the mistake whose every seed ends below every seed of
+    the other (``returns``: per-seed greedy returns of each half), or ``"neither"``."""
+    a, b = (np.asarray(returns[h], float) for h in HALVES[:2])
+    if min(len(a), len(b)) < MIN_SEEDS:
+        raise ExerciseFailed(f"worse half: the pitfalls ran on {min(len(a), len(b))} seed(s); the comparison needs {MIN_SEEDS}")
+    expected = HALVES[0] if a.max() < b.min() else HALVES[1] if b.max() < a.min() else HALVES[2]
+    if answer != expected:
+        raise ExerciseFailed(f"worse half: {answer!r} does not match the table: single transitions "
+                             f"{np.round(a, 1).tolist()}, target copied every step {np.round(b, 1).tolist()}")
+    print(f"PASS  worse half: {answer}")
+    return True
 
-    def reference(q_online_next, q_target_next, rewards, terminated, gamma):
-        a = q_online_next.argmax(-1, keepdim=True)
-        return rewards + gamma * (1 - terminated) * q_target_next.gather(-1, a).squeeze(-1)
 
-    cases = [("no terminations", (q_on, q_tg, r, torch.zeros(L, N), 0.99)),
-             ("with terminations", (q_on, q_tg, r, term, 0.9)),
-             ("networks that disagree", (q_on, -q_on + 0.1 * q_tg, r, term, 0.5))]
-    return check_function("double-DQN target", fn, reference, cases, atol=1e-6, rtol=1e-6, output_names=("targets",))
+def check_half_named(answer) -> bool:
+    """Exercise 3, the visible part: ``answer`` is one of :data:`HALVES` (the graded part compares it
+    with the chapter's own table, :func:`check_worse_half`)."""
+    if answer not in HALVES:
+        raise ExerciseFailed(f"worse half: the answer must be one of {HALVES}; got {answer!r}")
+    print(f"PASS  worse half: {answer!r} is one of the accepted answers (the graded check compares it with the table)")
+    return True

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from lstm_rl_lib import dqn  # noqa: E402
 from lstm_rl_lib.envs import make_vector_env  # noqa: E402
-from lstm_rl_lib.plotting import first_reached  # noqa: E402
+from lstm_rl_lib.plotting import bin_by_steps, first_reached  # noqa: E402
 from lstm_rl_lib.runtime import map_processes  # noqa: E402
 
 TARGET = 450.0
@@ -152,10 +152,9 @@ def sweep_one(job) -> dict:
                               "eval_episodes": 20})
     first = first_reached(res["history"], "return", TARGET) or (None, None)
     h = res["history"]
-    curve = [float(np.mean([r for r, t in zip(h["return"], h["env_steps"]) if lo < t <= lo + 5000] or [np.nan]))
-             for lo in range(0, steps, 5000)]      # mean training return per 5,000 steps
+    _, curve = bin_by_steps(h["env_steps"], h["return"], steps, bins=max(1, steps // 5000))   # per 5,000 steps
     return {"variant": label, "seed": seed, "seconds": res["seconds"], "eval": float(np.mean(res["eval"]["return"])),
-            "steps_to_target": first[0], "curve": curve}
+            "steps_to_target": first[0], "curve": [float(c) for c in curve]}
 
 
 def run_sweep(labels, seeds, steps, workers) -> list:

@@ -43,6 +43,12 @@ class TrainingProgress:
             self.completed = step + 1
             self._bar.update(1)
 
+    def advance(self, n: int) -> None:
+        """Count ``n`` units done, for a loop that does not iterate the bar (e.g. a budget of
+        environment steps, where each update adds however many steps its episodes took)."""
+        self.completed += int(n)
+        self._bar.update(int(n))
+
     def set_postfix(self, **values) -> None:
         self._bar.set_postfix(**values, refresh=False)
 

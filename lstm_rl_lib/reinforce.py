@@ -52,6 +52,10 @@ class ReinforceConfig:
         forget_bias: initial forget-gate bias of the LSTM.
         num_envs: episodes per update; acting is batched over this many environments.
         updates: number of gradient updates (so ``updates * num_envs`` episodes in all).
+        env_steps: a budget in environment steps instead: when set, training runs until the episodes
+            played add up to at least this many steps, and ``updates`` is ignored. Use it to compare
+            agents at the same experience: an agent whose episodes are short plays far fewer steps
+            in the same number of updates.
         lr: Adam's learning rate.
         gamma: discount factor of the returns.
         baseline: ``"value"`` (a learned V(h_t), the value head), ``"mean"`` (the batch's mean return)
@@ -77,6 +81,7 @@ class ReinforceConfig:
     forget_bias: float = 1.0
     num_envs: int = 16
     updates: int = 500
+    env_steps: int | None = None
     lr: float = 3e-3
     gamma: float = 0.99
     baseline: str = "value"
@@ -99,6 +104,9 @@ class ReinforceConfig:
             raise ValueError(f"num_envs must be >= 1 and updates >= 0; got {self.num_envs}, {self.updates}")
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1]; got {self.gamma}")
+        if self.env_steps is not None and (int(self.env_steps) != self.env_steps or self.env_steps < 1):
+            raise ValueError(f"env_steps must be None (a budget of updates) or a positive number of "
+                             f"environment steps; got {self.env_steps!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,8 +298,11 @@ def train_reinforce(config: ReinforceConfig | None = None, progress: bool = True
                              observation_space=venv.single_observation_space, action_space=venv.single_action_space)
     env_steps, start, stopped = 0, time.perf_counter(), False
     desc = f"REINFORCE {config.policy} {describe_env(config.env)} seed={config.seed}"
-    with TrainingProgress(config.updates, desc=desc, disable=not progress) as bar:
-        for update in bar:
+    budget = config.env_steps
+    with TrainingProgress(config.updates if budget is None else budget, desc=desc, disable=not progress,
+                          unit="update" if budget is None else "step") as bar:
+        update = 0
+        while (update < config.updates) if budget is None else (env_steps < budget):
             batch = collect_episodes(venv, policy, device, config.max_episode_steps,
                                      seed=[config.seed * 10_000 + k for k in range(config.num_envs)] if update == 0 else None,
                                      bootstrap_truncated=config.baseline == "value")
@@ -304,7 +315,9 @@ def train_reinforce(config: ReinforceConfig | None = None, progress: bool = True
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
             optimizer.step()
             env_steps += int(batch.lengths.sum())
-            history["update"].append(update + 1)
+            update += 1
+            bar.advance(1 if budget is None else int(batch.lengths.sum()))
+            history["update"].append(update)
             history["env_steps"].append(env_steps)
             history["return"].append(float(batch.returns.mean()))
             history["success"].append(float(np.nanmean(batch.success)) if np.isfinite(batch.success).any() else float("nan"))
@@ -321,6 +334,51 @@ def train_reinforce(config: ReinforceConfig | None = None, progress: bool = True
     venv.close()
     result.seconds, result.interrupted = time.perf_counter() - start, bar.interrupted or stopped
     return result
+
+
+def gradient_spread(policy, env, batches: int = 50, num_envs: int = 32, baselines=BASELINES, gamma: float = 0.99,
+                    seed: int = 0, env_kwargs: dict | None = None) -> dict:
+    """What a baseline is for: the spread of the REINFORCE gradient estimate over repeated batches.
+
+    Collects ``batches`` independent batches of ``num_envs`` episodes with ``policy`` (not trained
+    here), and on each computes the policy-gradient estimate of :func:`reinforce_loss`'s policy term
+    with each of ``baselines`` (no advantage normalisation, no entropy or value term), on the *same*
+    episodes, so that the baseline is the only difference. For each baseline it returns
+    ``{"mean": the average gradient (a flat tensor), "variance": the mean squared distance of a
+    batch's gradient from that average, "relative": variance / |average|^2}``. A baseline that does
+    not depend on the action leaves the average unchanged (up to sampling noise) and can only lower
+    the variance; ``"value"`` needs the policy's value head to have been trained.
+    """
+    if batches < 2:
+        raise ValueError(f"batches must be at least 2 to measure a spread; got {batches}")
+    for b in baselines:
+        if b not in BASELINES:
+            raise ValueError(f"baselines must be among {BASELINES}; got {b!r}")
+    device = next(policy.parameters()).device
+    venv = make_vector_env(env, num_envs, **(env_kwargs or {}))
+    params = [p for p in policy.parameters() if p.requires_grad]
+    grads = {b: [] for b in baselines}
+    try:
+        for k in range(batches):
+            batch = collect_episodes(venv, policy, device, seed=[seed * 100_000 + k * num_envs + j for j in range(num_envs)]
+                                     if k == 0 else None, bootstrap_truncated=False)
+            returns = returns_to_go(batch.rewards, batch.mask, gamma)
+            logits, values, _ = policy(batch.obs, None)
+            for b in baselines:
+                loss, _ = reinforce_loss(logits, values, batch.actions, returns, batch.mask, b,
+                                         value_coef=0.0, entropy_coef=0.0, normalize_advantages=False)
+                g = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+                grads[b].append(torch.cat([(x if x is not None else torch.zeros_like(p)).flatten()
+                                           for x, p in zip(g, params)]).detach().cpu())
+    finally:
+        venv.close()
+    out = {}
+    for b, gs in grads.items():
+        g = torch.stack(gs)
+        mean = g.mean(0)
+        variance = float(((g - mean) ** 2).sum(1).mean())
+        out[b] = {"mean": mean, "variance": variance, "relative": variance / max(float(mean.pow(2).sum()), 1e-30)}
+    return out
 
 
 #: The evaluation of every algorithm (:func:`lstm_rl_lib.agent.evaluate`): ``evaluate(result or agent,

@@ -126,10 +126,37 @@ def test_lstm_learns_the_short_tmaze_and_feed_forward_does_not():
 
 @pytest.mark.parametrize("bad, match", [(dict(baseline="median"), "baseline must be one of"),
                                         (dict(policy="gru"), "policy must be"), (dict(num_envs=0), "num_envs"),
-                                        (dict(gamma=2.0), "gamma")])
+                                        (dict(gamma=2.0), "gamma"), (dict(env_steps=0), "env_steps"),
+                                        (dict(env_steps=2.5), "env_steps")])
 def test_config_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         rf.ReinforceConfig(**bad)
+
+
+def test_a_budget_of_env_steps_stops_at_the_first_update_that_reaches_it():
+    kw = dict(env="cartpole-novel", num_envs=4, seed=0, progress=False)
+    for policy in ("lstm", "mlp"):
+        run = rf.train_reinforce(policy=policy, env_steps=1000, updates=1, **kw)   # updates is ignored
+        steps = run.history["env_steps"]
+        assert steps[-1] >= 1000 and (len(steps) == 1 or steps[-2] < 1000), steps
+        assert len(steps) > 1                      # random CartPole episodes are short: more than one update
+    # the same seed, counted in updates, replays exactly the same updates
+    by_updates = rf.train_reinforce(policy="mlp", updates=len(steps), **kw)
+    assert by_updates.history["env_steps"] == steps
+
+
+def test_a_baseline_lowers_the_gradient_spread_and_keeps_its_mean():
+    torch.manual_seed(0)
+    policy = nets.make_policy("mlp", obs_dim=2, n_actions=2, hidden_size=16)
+    spread = rf.gradient_spread(policy, "cartpole-novel", batches=30, num_envs=8, baselines=("none", "mean"), seed=0)
+    none, mean = spread["none"], spread["mean"]
+    assert mean["variance"] < 0.8 * none["variance"], (mean["variance"], none["variance"])
+    # the same expected gradient: the two averages agree far better than one batch's noise
+    assert (none["mean"] - mean["mean"]).norm() < none["variance"] ** 0.5
+    with pytest.raises(ValueError, match="batches"):
+        rf.gradient_spread(policy, "cartpole-novel", batches=1)
+    with pytest.raises(ValueError, match="baselines"):
+        rf.gradient_spread(policy, "cartpole-novel", baselines=("median",))
 
 
 def test_unsupported_env_fails_clearly():

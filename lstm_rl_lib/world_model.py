@@ -268,14 +268,21 @@ class LinearController:
     """World Models' C: a single linear layer on ``[z_t, h_t]`` (or on ``z_t`` alone with
     ``use_memory=False``, the memory-less baseline). With two actions it is one unit,
     ``a_t = 1 if w . [z_t, h_t] + b > 0 else 0``; with more, ``a_t = argmax(W [z_t, h_t] + b)``.
-    Its parameters are one flat vector, the search space of CMA-ES."""
+    Its parameters are one flat vector, the search space of CMA-ES.
+
+    ``stack=k`` gives it the last ``k`` codes ``[z_t, z_{t-1}, ..., z_{t-k+1}]`` (zeros before the
+    episode's start) instead of ``z_t``: frame stacking in code space, the memory-less control for
+    ``[z_t, h_t]``. A linear layer on two codes can form ``z_t - z_{t-1}``, a velocity."""
 
     def __init__(self, latent: int, hidden: int, n_actions: int, use_memory: bool = True,
-                 feature_mean=None, feature_std=None):
+                 feature_mean=None, feature_std=None, stack: int = 1):
         if n_actions < 2:
             raise ValueError(f"the controller needs at least 2 discrete actions; got n_actions={n_actions}")
+        if int(stack) != stack or stack < 1:
+            raise ValueError(f"stack (the number of codes the controller sees) must be a positive integer; got {stack!r}")
         self.latent, self.hidden, self.n_actions, self.use_memory = latent, hidden, n_actions, use_memory
-        self.in_dim = latent + (hidden if use_memory else 0)
+        self.stack = int(stack)
+        self.in_dim = self.stack * latent + (hidden if use_memory else 0)
         self.outputs = 1 if n_actions == 2 else n_actions
         self.n_params = self.outputs * (self.in_dim + 1)
         # optional standardisation of [z, h] (fixed numbers, e.g. from the exploration data): every
@@ -291,10 +298,12 @@ class LinearController:
         if value.shape[0] not in (self.in_dim, full):
             raise ValueError(f"feature statistics must have {self.in_dim} numbers (or {full} for [z, h]); "
                              f"got {value.shape[0]}")
+        if self.stack > 1 and value.shape[0] != self.in_dim:     # z's statistics, once per stacked code
+            value = np.concatenate([np.tile(value[: self.latent], self.stack), value[self.latent:]])
         return value[: self.in_dim].copy()
 
     def act(self, params, z: torch.Tensor, h: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
-        """Actions ``(B,)`` for latents ``z`` ``(B, latent)`` and M's hidden states ``h`` ``(B, hidden)``.
+        """Actions ``(B,)`` for latents ``z`` ``(B, stack * latent)`` and M's hidden states ``h`` ``(B, hidden)``.
 
         ``params``: one vector of ``n_params`` numbers, or a population ``(P, n_params)`` with ``which``
         ``(B,)`` saying which candidate drives each row (CMA-ES scores a whole generation at once)."""
@@ -350,6 +359,7 @@ def rollout(vae, model: MDNRNN, controller: LinearController, params, episodes: 
     device = next(model.parameters()).device
     which_all = torch.arange(P, device=device).repeat_interleave(E)
     h, c = model.initial_state(N)
+    codes = torch.zeros(N, controller.stack, model.config.latent, device=device)   # [z_t, z_t-1, ...]
     live = np.ones(N, bool)
     returns = np.zeros(N)
     trace = {"frames": [], "z": [], "actions": [], "states": []}
@@ -360,7 +370,11 @@ def rollout(vae, model: MDNRNN, controller: LinearController, params, episodes: 
             trace["frames"].append(frames[0]); trace["states"].append(cp.state[:, 0].copy())
         z, _ = vae.encode(torch.as_tensor(frames, device=device))
         ti = torch.as_tensor(idx, device=device)
-        actions = controller.act(params, z, h[0, ti], which_all[ti])
+        seen = z
+        if controller.stack > 1:
+            codes[ti] = torch.cat([z[:, None], codes[ti, :-1]], dim=1)
+            seen = codes[ti].flatten(1)
+        actions = controller.act(params, seen, h[0, ti], which_all[ti])
         h[:, ti], c[:, ti] = model.step(z, actions, (h[:, ti], c[:, ti]))
         a_all = np.zeros(N, np.int64)
         a_all[idx] = actions.cpu().numpy()
@@ -432,8 +446,8 @@ def run_controller(job: dict) -> dict:
     """Train and evaluate one controller; a picklable job for :func:`lstm_rl_lib.runtime.map_processes`.
 
     ``job``: ``{"vae": ConvVAE, "model": MDNRNN, "use_memory": bool, "seed": int, "eval_episodes": 20,
-    "feature_mean"/"feature_std": optional standardisation of [z, h], **train_controller's keyword
-    arguments}``. Returns the parameters, the search history, the
+    "feature_mean"/"feature_std": optional standardisation of [z, h], "stack": codes seen (default 1),
+    **train_controller's keyword arguments}``. Returns the parameters, the search history, the
     evaluation returns (``eval_episodes`` starts never used in training) and the seconds taken."""
     import time
 
@@ -441,11 +455,13 @@ def run_controller(job: dict) -> dict:
     vae, model = job.pop("vae"), job.pop("model")
     use_memory, eval_episodes = job.pop("use_memory"), job.pop("eval_episodes", 20)
     mean, std = job.pop("feature_mean", None), job.pop("feature_std", None)
+    stack = job.pop("stack", 1)
     job.setdefault("progress", False)
     controller = LinearController(model.config.latent, model.config.hidden, model.config.n_actions, use_memory,
-                                  mean, std)
+                                  mean, std, stack)
     start = time.perf_counter()
     result = train_controller(vae, model, controller, **job)
     seconds = time.perf_counter() - start
     returns = rollout(vae, model, controller, result["params"], eval_episodes, seed=100_000 + job.get("seed", 0))[0]
-    return {**result, "use_memory": use_memory, "seed": job.get("seed", 0), "eval": returns, "seconds": seconds}
+    return {**result, "use_memory": use_memory, "stack": stack, "n_params": controller.n_params,
+            "seed": job.get("seed", 0), "eval": returns, "seconds": seconds}

@@ -189,3 +189,24 @@ def test_cma_es_runs_is_deterministic_and_returns_the_search_mean():
     np.testing.assert_array_equal(runs[0]["params"], runs[1]["params"])
     assert runs[0]["history"]["mean_return"] == runs[1]["history"]["mean_return"]
     assert runs[0]["history"]["env_steps"][-1] > 0 and runs[0]["solved_at"] is None
+
+
+def test_a_stack_of_codes_feeds_the_controller_the_last_k_codes_newest_first():
+    """stack=2 with weights (w, -w) acts on z_t - z_{t-1} (z_{-1} = 0); recomputing that from the
+    recorded codes must give the recorded actions, and the parameter count is 2 * latent + 1."""
+    from lstm_rl_lib.world_model import LinearController, rollout
+    v, m = _tiny()
+    c = LinearController(4, 8, 2, use_memory=False, stack=2)
+    assert c.n_params == 2 * 4 + 1 and c.in_dim == 8
+    w = np.array([3.0, -2.0, 1.0, 4.0])
+    params = np.concatenate([w, -w, [0.01]])
+    rec = rollout(v, m, c, params, episodes=1, seed=3, record=True)
+    z = rec["z"]
+    previous = np.vstack([np.zeros((1, 4)), z[:-1]])
+    expected = ((z - previous) @ w + 0.01 > 0).astype(int)
+    np.testing.assert_array_equal(rec["actions"], expected)
+    with pytest.raises(ValueError, match="stack"):
+        LinearController(4, 8, 2, stack=0)
+    # statistics of [z, h] are spread over the stacked codes: z's once per code, then h's
+    s = LinearController(4, 8, 2, use_memory=True, stack=3, feature_mean=np.arange(12.0))
+    np.testing.assert_array_equal(s.feature_mean, list(range(4)) * 3 + list(range(4, 12)))

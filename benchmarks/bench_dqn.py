@@ -82,19 +82,10 @@ def step_cost(label: str, overrides: dict, repeats: int = 200) -> dict:
     online = dqn.QNetwork(obs_dim, 2, config.agent == "lstm", config.hidden_size)
     target = dqn.QNetwork(obs_dim, 2, config.agent == "lstm", config.hidden_size)
     optimizer = torch.optim.Adam(online.parameters(), lr=config.lr)
-    online_params, target_params = list(online.parameters()), list(target.parameters())
-    burn_in = config.burn_in if online.recurrent else 0
+    count = iter(range(1, 10**9))
 
-    def one():
-        batch = replay.sample(config.batch_size, config.seq_len, burn_in, config.init_state, "cpu")
-        loss, _ = dqn.sequence_loss(online, target, batch, config.gamma, config.double, config.huber, config.n_step,
-                                    config.value_rescale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(online_params, config.max_grad_norm)
-        optimizer.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(target_params, online_params, config.tau)
+    def one():      # the training loop's own gradient step
+        dqn.gradient_step(online, target, optimizer, replay, config, "cpu", next(count))
 
     for _ in range(20):
         one()

@@ -552,6 +552,28 @@ class DQNResult(TrainResult):
     algorithm = "dqn"
 
 
+def gradient_step(online: QNetwork, target: QNetwork, optimizer, replay: EpisodeReplay, config: DQNConfig,
+                  device, step: int) -> torch.Tensor:
+    """One gradient step of :func:`train_dqn`: sample ``config.batch_size`` windows (with burn-in for a
+    recurrent network), the double-DQN sequence loss, backward, clip the gradient norm, Adam, then
+    update the target network (Polyak averaging with ``config.tau``, or with ``tau = 0`` a copy every
+    ``config.target_update`` steps; ``step`` is this step's number, from 1). Returns the loss."""
+    batch = replay.sample(config.batch_size, config.seq_len, config.burn_in if online.recurrent else 0,
+                          config.init_state, device)
+    loss, _ = sequence_loss(online, target, batch, config.gamma, config.double, config.huber, config.n_step,
+                            config.value_rescale)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(online.parameters(), config.max_grad_norm)
+    optimizer.step()
+    with torch.no_grad():
+        if config.tau > 0:
+            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), config.tau)
+        elif step % config.target_update == 0:
+            target.load_state_dict(online.state_dict())
+    return loss
+
+
 def make_q_network(config: DQNConfig, obs_dim: int, n_actions: int) -> QNetwork:
     in_dim = obs_dim * config.stack if config.agent == "stack" else obs_dim
     return QNetwork(in_dim, n_actions, config.agent == "lstm", config.hidden_size, config.forget_bias, config.core)
@@ -574,7 +596,6 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, callback=N
     target.load_state_dict(online.state_dict())
     target.requires_grad_(False)
     optimizer = torch.optim.Adam(online.parameters(), lr=config.lr)
-    online_params, target_params = list(online.parameters()), list(target.parameters())
     replay = EpisodeReplay(config.buffer_steps, rng)
     stacker = ObservationStacker(config.num_envs, spaces.obs_dim, config.stack) if config.agent == "stack" else None
 
@@ -656,20 +677,8 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, callback=N
                     seen = np.concatenate([e["obs"] for e in replay.episodes])
                     for net in (online, target):
                         net.set_obs_stats(seen)
-                batch = replay.sample(config.batch_size, config.seq_len, config.burn_in if online.recurrent else 0,
-                                      config.init_state, device)
-                loss, _ = sequence_loss(online, target, batch, config.gamma, config.double, config.huber,
-                                       config.n_step, config.value_rescale)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(online.parameters(), config.max_grad_norm)
-                optimizer.step()
                 grad_steps += 1
-                if config.tau > 0:
-                    with torch.no_grad():
-                        torch._foreach_lerp_(target_params, online_params, config.tau)
-                elif grad_steps % config.target_update == 0:
-                    target.load_state_dict(online.state_dict())
+                loss = gradient_step(online, target, optimizer, replay, config, device, grad_steps)
                 if grad_steps % 100 == 0:
                     losses.append((env_steps, loss.item()))
             if history["return"]:

@@ -425,15 +425,37 @@ def run_experiment(job: dict) -> dict:
     the same shape as ``dqn.run_experiment`` and ``ppo.run_experiment`` (which add their own keys: DQN's
     ``losses`` and ``q_discrepancy``, PPO's ``obs_rms``).
 
-    ``job``: ``{"config": {...ReinforceConfig fields...}, "eval_episodes": 20}``. Returns the config, the
+    ``job``: ``{"config": {...ReinforceConfig fields...}, "eval_episodes": 20}``, and optionally
+    ``"snapshot_at": k``: also keep the weights as they were after update k. Returns the config, the
     history, the greedy evaluation (:func:`evaluate`, seeds ``100_000 + 1000 * seed`` on), the
-    training wall time and the trained weights."""
+    training wall time, the trained weights (``state_dict``) and ``snapshot`` (None without
+    ``snapshot_at``); :func:`policy_from` turns either back into a policy."""
     config = ReinforceConfig(**job["config"])
-    result = train_reinforce(config, progress=job.get("progress", False))
+    at, snapshot = job.get("snapshot_at"), {}
+
+    def keep(result):
+        if result.history["update"][-1] == at:
+            snapshot.update({k: v.detach().cpu().clone() for k, v in result.net.state_dict().items()})
+
+    result = train_reinforce(config, progress=job.get("progress", False), callback=keep if at else None)
     ev = result.agent.evaluate(episodes=job.get("eval_episodes", 20), seed=100_000 + 1000 * config.seed)
     return {"config": asdict(config), "history": result.history, "eval": ev, "seconds": result.seconds,
-            "interrupted": result.interrupted,
+            "interrupted": result.interrupted, "snapshot": snapshot or None,
             "state_dict": {k: v.detach().cpu() for k, v in result.net.state_dict().items()}}
+
+
+def policy_from(run: dict, weights: str = "state_dict", device: str | None = None) -> torch.nn.Module:
+    """The policy of a :func:`run_experiment` result, with its final weights (``weights="state_dict"``)
+    or those kept at ``snapshot_at`` (``weights="snapshot"``), on ``device``."""
+    if run.get(weights) is None:
+        raise ValueError(f"this run has no {weights!r} weights (a snapshot exists only for jobs with 'snapshot_at' "
+                         f"that reached that update); use 'state_dict' or 'snapshot'")
+    config = ReinforceConfig(**run["config"])
+    env = make_env(config.env, **config.env_kwargs)
+    policy = build_policy(config, spaces_of(env))
+    env.close()
+    policy.load_state_dict(run[weights])
+    return policy.to(get_device(device))
 
 
 def _act(net, x: torch.Tensor, state, deterministic: bool, config: ReinforceConfig):

@@ -57,6 +57,7 @@ class DQNConfig:
         learning_starts: environment steps before the first gradient step.
         train_every: environment steps per gradient step.
         gamma, lr: discount and Adam's learning rate.
+        anneal_lr: decay the learning rate linearly to 0 at ``total_steps`` (as PPO's ``anneal_lr``).
         n_step: steps of real rewards before bootstrapping (R2D2 uses 5; 1 is the classic DQN target).
         value_rescale: learn ``h(Q)`` instead of ``Q``, with R2D2's invertible rescaling
             ``h(x) = sign(x)(sqrt(|x| + 1) - 1) + 0.001 x`` (Kapturowski et al. 2019, after Pohlen et al.
@@ -88,9 +89,10 @@ class DQNConfig:
     init_state: str = "stored"
     batch_size: int = 96
     learning_starts: int = 1_000
-    train_every: int = 12
+    train_every: int = 8
     gamma: float = 0.99
     lr: float = 1e-3
+    anneal_lr: bool = False
     n_step: int = 5
     value_rescale: bool = True
     norm_obs: bool = True
@@ -133,9 +135,9 @@ class DQNConfig:
 
 
 # Settings per task. ``DQNConfig``'s defaults are the velocity-free CartPole ones, chosen by a sweep
-# (``benchmarks/bench_dqn.py --sweep``) for 50,000 steps on a CPU: gamma 0.99 with R2D2's value
-# rescaling and 5-step targets, lr 1e-3, a batch of 96 windows of 5 + 10 steps every 12 environment
-# steps (8 acting environments), Polyak averaging with tau 0.02. The others change only what differs.
+# (``benchmarks/bench_dqn.py --sweep``, seeds 0-4) for 50,000 steps on a CPU: gamma 0.99 with R2D2's
+# value rescaling and 5-step targets, lr 1e-3, a batch of 96 windows of 5 + 10 steps every 8
+# environment steps (8 acting environments), Polyak averaging with tau 0.02. The others change only what differs.
 # The T-maze keeps the settings it was tuned with (4 environments, a batch of 64 windows of 8 + 16
 # steps, which cover a whole episode, every 8 steps, 3-step targets, gamma 0.98, no rescaling: its
 # returns are +-1) and its one-hot observations are not rescaled.
@@ -678,6 +680,9 @@ def train_dqn(config: DQNConfig | None = None, progress: bool = True, callback=N
                     for net in (online, target):
                         net.set_obs_stats(seen)
                 grad_steps += 1
+                if config.anneal_lr:
+                    for group in optimizer.param_groups:
+                        group["lr"] = config.lr * max(0.0, 1.0 - env_steps / config.total_steps)
                 loss = gradient_step(online, target, optimizer, replay, config, device, grad_steps)
                 if grad_steps % 100 == 0:
                     losses.append((env_steps, loss.item()))

@@ -313,3 +313,22 @@ def test_q_discrepancy_is_zero_for_fresh_stored_states_and_burn_in_repairs_a_zer
     assert dq == dqn.q_discrepancy(res.net, res.replay, burn_ins=(0, 2, 8), seq_len=5, windows=64)   # deterministic
     with pytest.raises(ValueError, match="recurrent"):
         dqn.q_discrepancy(dqn.make_q_network(DQNConfig(agent="mlp"), 2, 2), res.replay)
+
+
+@pytest.mark.parametrize("anneal", [False, True])
+def test_anneal_lr_decays_the_learning_rate_linearly_to_zero(monkeypatch, anneal):
+    seen = []
+    real = dqn.gradient_step
+
+    def recording(online, target, optimizer, *args):
+        seen.append(optimizer.param_groups[0]["lr"])
+        return real(online, target, optimizer, *args)
+
+    monkeypatch.setattr(dqn, "gradient_step", recording)
+    dqn.train_dqn(progress=False, env="tmaze", env_kwargs={"length": 2}, total_steps=800, num_envs=2, learning_starts=100,
+                  train_every=4, batch_size=4, seq_len=4, burn_in=2, lr=1e-3, anneal_lr=anneal)
+    assert len(seen) > 100
+    if anneal:
+        assert seen == sorted(seen, reverse=True) and seen[0] < 1e-3 and 0 <= seen[-1] < 0.02e-3
+    else:
+        assert set(seen) == {1e-3}

@@ -35,17 +35,30 @@ TARGET = 475.0
 # ----------------------------------------------------------------------------------------------
 # Workers: one training run each, printing one JSON line
 # ----------------------------------------------------------------------------------------------
-def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = "cartpole-novel") -> dict:
+def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = "cartpole-novel",
+                device: str = "cpu") -> dict:
     import numpy as np
+    from dataclasses import replace
+
+    from lstm_rl_lib.envs import stacked
     from lstm_rl_lib.ppo import evaluate, preset, train_ppo
 
-    config = preset(task, policy=policy, total_steps=budget, seed=seed, device="cpu")
+    stack = policy == "stack"            # the feed-forward policy on the last 4 observations
+    config = preset(task, policy="mlp" if stack else policy, total_steps=budget, seed=seed, device=device)
+    if stack:
+        config = replace(config, env=stacked(config.env, 4, **config.env_kwargs), env_kwargs={})
     start = time.perf_counter()
     result = train_ppo(config, progress=False)
     seconds = time.perf_counter() - start
     ev = evaluate(result, episodes=episodes, seed=100_000 + seed)
-    return {"agent": f"ours {policy}-PPO" + ("" if task == "cartpole-novel" else f" ({task})"), "seed": seed, "budget": budget, "env_steps": result.history["env_steps"][-1],
-            "seconds": seconds, "return": float(np.mean(ev["return"])), "return_std": float(np.std(ev["return"]))}
+    h = result.history
+    tail = max(1, len(h["return"]) // 10)
+    name = "ours stack-4-PPO" if stack else f"ours {policy}-PPO"
+    return {"agent": name + ("" if task == "cartpole-novel" else f" ({task})"), "seed": seed, "budget": budget,
+            "env_steps": h["env_steps"][-1], "seconds": seconds, "device": device,
+            "collect_seconds": float(np.sum(h["collect_seconds"])), "update_seconds": float(np.sum(h["update_seconds"])),
+            "last10": float(np.nanmean(h["return"][-tail:])),
+            "return": float(np.mean(ev["return"])), "return_std": float(np.std(ev["return"]))}
 
 
 def worker_sb3(recurrent: bool, seed: int, budget: int, episodes: int) -> dict:
@@ -125,6 +138,8 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum"], choices=["cartpole", "pendulum"],
                         help="cartpole: the comparison with RecurrentPPO; pendulum: ours on velocity-free Pendulum")
     parser.add_argument("--pendulum-budget", type=int, default=100_000)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="where ours trains (cuda: the LSTM-PPO also runs on the CPU, for steps/s side by side)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--budget", type=int, help=argparse.SUPPRESS)
@@ -132,7 +147,9 @@ def main() -> int:
 
     if args.worker:
         fn = {"ours-lstm": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes),
+              "ours-lstm-cuda": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes, device="cuda"),
               "ours-mlp": lambda: worker_ours("mlp", args.seed, args.budget, args.episodes),
+              "ours-stack": lambda: worker_ours("stack", args.seed, args.budget, args.episodes),
               "sb3-lstm": lambda: worker_sb3(True, args.seed, args.budget, args.episodes),
               "sb3-mlp": lambda: worker_sb3(False, args.seed, args.budget, args.episodes),
               "ours-pendulum": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes, "pendulum-novel")
@@ -149,8 +166,11 @@ def main() -> int:
     for budget in (args.budgets if "cartpole" in args.tasks else []):
         for seed in args.seeds:
             jobs = [(ours_python, "ours-lstm")] + ([(ref_python, "sb3-lstm")] if ref_python else [])
-            if budget == min(args.budgets):
-                jobs += [(ours_python, "ours-mlp")] + ([(ref_python, "sb3-mlp")] if ref_python else [])
+            if args.device == "cuda":
+                jobs.append((ours_python, "ours-lstm-cuda"))
+            jobs += [(ours_python, "ours-stack"), (ours_python, "ours-mlp")]    # the memory-less baselines, every budget
+            if budget == min(args.budgets) and ref_python:
+                jobs.append((ref_python, "sb3-mlp"))
             for python, kind in jobs:
                 row = run_worker(python, kind, seed, budget, args.episodes)
                 rows.append(row)
@@ -178,11 +198,16 @@ def main() -> int:
         out.write_text(json.dumps({"pendulum": pendulum}, indent=1))
         print(f"\n[bench] wrote {out.relative_to(ROOT)}")
         return 0
-    print("\n| agent | budget | seed | env steps | wall time (s) | eval return (20 ep.) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| agent | budget | seed | env steps | wall time (s) | acting + env (s) | update (s) | steps/s "
+          "| return, last 10% of training | eval return (20 ep.) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['agent']} | {r['budget']:,} | {r['seed']} | {r['env_steps']:,} | {r['seconds']:.1f} "
-              f"| {r['return']:.1f} ± {r['return_std']:.1f} |")
+        ours = "collect_seconds" in r                     # the reference's rows have no time split
+        device = f" ({r['device']})" if r.get("device") == "cuda" else ""
+        split = f"{r['collect_seconds']:.1f} | {r['update_seconds']:.1f}" if ours else "- | -"
+        last10 = f"{r['last10']:.1f}" if ours else "-"
+        print(f"| {r['agent']}{device} | {r['budget']:,} | {r['seed']} | {r['env_steps']:,} | {r['seconds']:.1f} | {split} "
+              f"| {r['env_steps'] / r['seconds']:,.0f} | {last10} | {r['return']:.1f} ± {r['return_std']:.1f} |")
     print("\n| budget | ours: seeds >= 475 | ours: mean time (s) | RecurrentPPO: seeds >= 475 "
           "| RecurrentPPO: mean time (s) | time ratio ours / RecurrentPPO |")
     print("|---|---|---|---|---|---|")

@@ -158,7 +158,7 @@ PRESETS: dict[str, dict] = {
     "pendulum-novel": dict(env="pendulum-novel", num_envs=8, num_steps=64, num_minibatches=2, epochs=10,
                            gamma=0.9, gae_lambda=0.95, lr=2e-3, norm_adv=True, shared_lstm=False),
     "tmaze": dict(env="tmaze", env_kwargs={"length": 50, "move_penalty": 0.1}, num_envs=16, num_steps=128,
-                  num_minibatches=4, epochs=8, gamma=0.99, gae_lambda=0.95, lr=1e-3, ent_coef=0.02,
+                  num_minibatches=4, epochs=8, gamma=0.99, gae_lambda=0.99, lr=1e-3, ent_coef=0.02,
                   norm_reward=False, hidden_size=32, forget_bias=3.0, shared_lstm=False),
 }
 
@@ -594,7 +594,9 @@ class PPOResult(TrainResult):
 
     ``history``: one row per rollout: ``env_steps`` (cumulative), ``return``/``length``/``success``
     (means over the episodes that finished during the rollout; NaN if none), ``seconds`` (wall time
-    since the start), and the update statistics of :data:`UPDATE_STATS` (approximate KL, clip
+    since the start), ``collect_seconds`` / ``update_seconds`` (that rollout's acting and environment
+    time, and its update's; on a GPU the update's queued work may finish inside the next collection),
+    and the update statistics of :data:`UPDATE_STATS` (approximate KL, clip
     fraction, explained variance, entropy, the two losses).
     ``obs_norm`` holds the observation statistics the policy was trained with (``agent`` carries them).
     """
@@ -625,7 +627,8 @@ def train_ppo(config: PPOConfig | None = None, progress: bool = True, callback=N
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, eps=1e-5)
     collector = RolloutCollector(config, net, device)
     rng = np.random.default_rng(config.seed)
-    history = {k: [] for k in ("env_steps", "return", "length", "success", "seconds", *UPDATE_STATS)}
+    history = {k: [] for k in ("env_steps", "return", "length", "success", "seconds", "collect_seconds",
+                               "update_seconds", *UPDATE_STATS)}
     result = PPOResult(config=config, net=net, history=history, obs_norm=collector.obs_norm,
                        observation_space=obs_space, action_space=act_space)
     start, steps_per_update = time.perf_counter(), config.num_envs * config.num_steps
@@ -636,9 +639,13 @@ def train_ppo(config: PPOConfig | None = None, progress: bool = True, callback=N
             frac = 1.0 - update / config.num_updates
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * frac if config.anneal_lr else config.lr
+            t0 = time.perf_counter()
             rollout = collector.collect()
+            t1 = time.perf_counter()
             stats = ppo_update(net, optimizer, rollout, config, config.clip_coef * frac if config.anneal_clip
                                else config.clip_coef, rng)
+            history["collect_seconds"].append(t1 - t0)
+            history["update_seconds"].append(time.perf_counter() - t1)
             done, collector.finished = collector.finished, []
             episodes = np.array(done, dtype=np.float64).reshape(-1, 3)
             history["env_steps"].append((update + 1) * steps_per_update)

@@ -376,3 +376,12 @@ def test_each_mistake_switch_makes_exactly_its_mistake(mistake, monkeypatch):
             assert any(torch.equal(state[0][0, 0], start[0][0, b]) for b in range(4))
             other = rollout.state0 if mistake == "final-state" else rollout.final_state
             assert not any(torch.equal(state[0][0, 0], other[0][0, b]) for b in range(4))
+
+
+def test_the_history_splits_each_rollout_into_collection_and_update_time():
+    from lstm_rl_lib import ppo as P
+    res = P.train_ppo(P.PPOConfig(total_steps=512, num_envs=2, num_steps=64, epochs=1, seed=0, device="cpu"), progress=False)
+    h = res.history
+    assert len(h["collect_seconds"]) == len(h["update_seconds"]) == len(h["env_steps"]) == 4
+    assert all(c > 0 for c in h["collect_seconds"]) and all(u > 0 for u in h["update_seconds"])
+    assert sum(h["collect_seconds"]) + sum(h["update_seconds"]) <= h["seconds"][-1] + 1e-6

@@ -216,7 +216,8 @@ def clean_outputs(nb):
     """What a reader should not see in a committed chapter, and what would make its diff noisy:
     this machine's paths and the run's timestamps in papermill's metadata, per-cell execution
     timestamps, the "IProgress not found" warning of ``tqdm.auto``, and every redraw of a progress bar
-    but its last (consecutive stream outputs are merged first). Every other output is kept as it is."""
+    but its last (consecutive stream outputs are merged first). Figures are re-compressed losslessly
+    (the same pixels, a smaller PNG: :func:`smaller_png`). Every other output is kept as it is."""
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
         for key in _TIMING_KEYS:
@@ -238,9 +239,29 @@ def clean_outputs(nb):
                     out["text"] = _WARNING_LINE.sub("", out["text"])
                 if not out["text"].strip():
                     continue
+            if "image/png" in out.get("data", {}):
+                out["data"]["image/png"] = smaller_png(out["data"]["image/png"])
             outputs.append(out)
         cell.outputs = outputs
     return nb
+
+
+def smaller_png(b64: str) -> str:
+    """The base64 PNG ``b64`` re-saved with zlib's best effort (Pillow's ``optimize``), when that is smaller:
+    the same pixels, fewer bytes in a committed chapter. Anything Pillow cannot read is returned as it is."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    raw = base64.b64decode(b64)
+    try:
+        image = Image.open(io.BytesIO(raw))
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", optimize=True)
+    except Exception:           # not a PNG Pillow can read: keep it
+        return b64
+    return base64.b64encode(buf.getvalue()).decode("ascii") + "\n" if len(buf.getvalue()) < len(raw) else b64
 
 
 def local_leaks(path: Path) -> list[str]:

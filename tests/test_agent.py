@@ -291,7 +291,10 @@ def test_a_saved_and_loaded_agent_acts_exactly_like_the_trained_one(name, tmp_pa
     ev = loaded.evaluate(episodes=3, seed=50)
     for k in range(3):
         _, ret = _play(loaded, make_env(res.config.env, **env_kwargs), 1, seed=50 + k)
-        assert ret[0] == pytest.approx(ev["return"][k], rel=1e-9)   # sums of the same rewards in another order
+        # one observation at a time and three side by side run different float32 matrix kernels, so a
+        # continuous action can differ in its last bits, and 200 steps of Pendulum's physics carry that into
+        # the return (measured: 1.0e-9 relative on one CPU); a wrong state or seed would differ by whole units
+        assert ret[0] == pytest.approx(ev["return"][k], rel=1e-7)
 
 
 def test_ppo_observation_statistics_travel_with_the_agent(tmp_path):

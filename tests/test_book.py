@@ -178,3 +178,21 @@ def test_packaging_declares_license_urls_citation_and_every_runtime_dependency()
     third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "lstm_rl_lib"}
     optional = {"IPython", "pygments"}     # present wherever a notebook runs; the library works without them
     assert third_party - optional <= declared, f"imported but not declared: {third_party - optional - declared}"
+
+
+def test_figures_are_recompressed_to_the_same_pixels_and_no_more_bytes():
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = np.kron(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))   # blocks compress
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    smaller = notebooks.smaller_png(b64)
+    assert len(base64.b64decode(smaller)) < len(buf.getvalue())
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(smaller)))), pixels)
+    assert notebooks.smaller_png(base64.b64encode(b"not a png").decode()) == base64.b64encode(b"not a png").decode()

@@ -19,6 +19,7 @@ Prints markdown tables and writes ``build/bench/dqn.json``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -83,7 +84,7 @@ def step_cost(label: str, overrides: dict, repeats: int = 200) -> dict:
     online = dqn.QNetwork(obs_dim, 2, config.agent == "lstm", config.hidden_size)
     target = dqn.QNetwork(obs_dim, 2, config.agent == "lstm", config.hidden_size)
     optimizer = torch.optim.Adam(online.parameters(), lr=config.lr)
-    count = iter(range(1, 10**9))
+    count = itertools.count(1)
 
     def one():      # the training loop's own gradient step
         dqn.gradient_step(online, target, optimizer, replay, config, "cpu", next(count))

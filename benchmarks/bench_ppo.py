@@ -38,15 +38,14 @@ TARGET = 475.0
 def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = "cartpole-novel",
                 device: str = "cpu") -> dict:
     import numpy as np
-    from dataclasses import replace
 
-    from lstm_rl_lib.envs import stacked
+    from lstm_rl_lib.envs import with_stack
     from lstm_rl_lib.ppo import evaluate, preset, train_ppo
 
     stack = policy == "stack"            # the feed-forward policy on the last 4 observations
     config = preset(task, policy="mlp" if stack else policy, total_steps=budget, seed=seed, device=device)
     if stack:
-        config = replace(config, env=stacked(config.env, 4, **config.env_kwargs), env_kwargs={})
+        config = with_stack(config, 4)
     start = time.perf_counter()
     result = train_ppo(config, progress=False)
     seconds = time.perf_counter() - start

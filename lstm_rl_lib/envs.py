@@ -619,6 +619,20 @@ class stacked:
         return f"stacked({describe_env(self.env) if callable(self.env) else repr(self.env)}, k={self.k})"
 
 
+def with_stack(config, k: int = 4):
+    """``config`` with its environment wrapped in :class:`stacked` of ``k``: the frame-stacking baseline of
+    any algorithm whose config has ``env`` and ``env_kwargs`` (pair it with ``policy="mlp"``). ``env_kwargs``
+    move into the wrapper. ``config`` is a dataclass config (a new one is returned) or a dict of its fields
+    (a new dict is returned)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return dataclasses.replace(config, env=stacked(config.env, k, **config.env_kwargs), env_kwargs={})
+    if isinstance(config, dict) and "env" in config:
+        return {**config, "env": stacked(config["env"], k, **config.get("env_kwargs", {})), "env_kwargs": {}}
+    raise TypeError(f"with_stack needs a config dataclass or a dict with an 'env' entry; got {type(config).__name__}")
+
+
 def ended_success(info: dict, done: np.ndarray) -> np.ndarray:
     """``info["success"]`` of the episodes that ended at this step of a same-step-autoreset vector env.
 

@@ -222,3 +222,16 @@ def test_every_algorithm_trains_on_a_stacked_environment():
     q = train_dqn(env=env, agent="mlp", total_steps=300, learning_starts=100, hidden_size=8, progress=False)
     for result in (r, p, q):
         assert result.observation_space.shape == (8,) and result.history["env_steps"][-1] > 0
+
+
+def test_with_stack_wraps_the_env_of_a_config_or_a_dict_of_its_fields():
+    from lstm_rl_lib.envs import stacked, with_stack
+    from lstm_rl_lib.ppo import PPOConfig
+
+    cfg = with_stack(PPOConfig(env="tmaze", env_kwargs={"length": 3}, policy="mlp"), 4)
+    assert isinstance(cfg.env, stacked) and cfg.env.k == 4 and cfg.env.kwargs == {"length": 3} and cfg.env_kwargs == {}
+    assert cfg.env().observation_space.shape == (4 * cfg.env().unwrapped.observation_space.n,)
+    d = with_stack({"env": "cartpole-novel", "seed": 1}, 2)
+    assert isinstance(d["env"], stacked) and d["env"].k == 2 and d["seed"] == 1 and d["env_kwargs"] == {}
+    with pytest.raises(TypeError, match="with_stack needs"):
+        with_stack("cartpole-novel")

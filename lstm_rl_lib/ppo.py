@@ -89,6 +89,14 @@ class PPOConfig:
         fused: recompute with one fused LSTM call over padded segments (True) or a Python loop
             over time steps (False: the slow reference; results agree to float precision).
         log_std_init: initial log standard deviation of the Gaussian policy (continuous actions).
+        sde: generalised state-dependent exploration (gSDE; Raffin et al., 2022), continuous actions
+            only. The exploration noise is a linear function of the policy's last hidden layer z,
+            ``a = mu(z) + z @ theta``, with ``theta`` drawn per environment from N(0, sigma^2) (a
+            learned ``sigma`` per feature and action dimension) and held for ``sde_sample_freq``
+            steps: smooth, state-dependent noise instead of fresh noise at every step. The
+            Gaussian's variance per action dimension is ``(z^2) @ sigma^2`` (z detached there, as in
+            Stable-Baselines3's default).
+        sde_sample_freq: steps between two draws of ``theta`` (a new draw at every rollout too).
         seed: seeds torch, NumPy and the environments.
         device: ``None`` picks CUDA when present.
         mistake: ``None``, or a bug to make on purpose: ``"shuffle-time"`` (minibatches of single
@@ -124,6 +132,8 @@ class PPOConfig:
     forget_bias: float = 1.0
     fused: bool = True
     log_std_init: float = 0.0
+    sde: bool = False
+    sde_sample_freq: int = 4
     seed: int = 0
     device: str | None = None
     mistake: str | None = None
@@ -135,7 +145,8 @@ class PPOConfig:
             raise ValueError(f"core must be one of {CORES}; got {self.core!r}")
         if self.mistake not in MISTAKES:
             raise ValueError(f"mistake must be one of {MISTAKES}; got {self.mistake!r}")
-        for name in ("total_steps", "num_envs", "num_steps", "epochs", "num_minibatches", "hidden_size", "head_size"):
+        for name in ("total_steps", "num_envs", "num_steps", "epochs", "num_minibatches", "hidden_size", "head_size",
+                     "sde_sample_freq"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
         if self.num_envs % self.num_minibatches:
@@ -245,7 +256,7 @@ class ActorCritic(nn.Module):
 
     def __init__(self, obs_dim: int, n_actions: int, continuous: bool = False, recurrent: bool = True,
                  hidden_size: int = 64, head_size: int = 64, shared_lstm: bool = False, forget_bias: float = 1.0,
-                 log_std_init: float = 0.0, core: str = "lstm", critic_trains_lstm: bool = True):
+                 log_std_init: float = 0.0, core: str = "lstm", critic_trains_lstm: bool = True, sde: bool = False):
         super().__init__()
         self.obs_dim, self.n_actions, self.continuous = obs_dim, n_actions, continuous
         self.recurrent, self.shared, self.hidden_size = recurrent, shared_lstm and recurrent, hidden_size
@@ -263,7 +274,13 @@ class ActorCritic(nn.Module):
             self.critic_core = nn.Sequential(_layer(obs_dim, hidden_size), nn.Tanh())
         self.actor_head = nn.Sequential(_layer(hidden_size, head_size), nn.Tanh(), _layer(head_size, n_actions, 0.01))
         self.critic_head = nn.Sequential(_layer(hidden_size, head_size), nn.Tanh(), _layer(head_size, 1, 1.0))
-        self.log_std = nn.Parameter(torch.full((n_actions,), float(log_std_init))) if continuous else None
+        if sde and not continuous:
+            raise ValueError("sde (state-dependent exploration) needs continuous actions; this task's actions are discrete")
+        self.sde, self.head_size = sde, head_size
+        # gSDE: one log sigma per (feature, action dimension); otherwise one per action dimension
+        shape = (head_size, n_actions) if sde else (n_actions,)
+        self.log_std = nn.Parameter(torch.full(shape, float(log_std_init))) if continuous else None
+        self.sde_noise = None      # gSDE: theta, (B, head_size, n_actions), drawn by resample_noise
 
     @property
     def state_size(self) -> int:
@@ -281,7 +298,7 @@ class ActorCritic(nn.Module):
         if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must have shape (T, B, obs_dim={self.obs_dim}); got {tuple(obs.shape)}")
         if not self.recurrent:
-            return self.actor_head(self.actor_core(obs)), self.critic_head(self.critic_core(obs)).squeeze(-1), None
+            return self._policy_out(self.actor_core(obs)), self.critic_head(self.critic_core(obs)).squeeze(-1), None
         T, B, _ = obs.shape
         state = self.initial_state(B) if state is None else state
         if state[0].shape != (1, B, self.state_size):
@@ -297,13 +314,32 @@ class ActorCritic(nn.Module):
             za, sa = run_lstm(self.actor_core, obs, tuple(s[..., :H] for s in state), starts, layout, fused)
             zc, sc = run_lstm(self.critic_core, obs, tuple(s[..., H:] for s in state), starts, layout, fused)
             new_state = None if sa is None else tuple(torch.cat([a, c], -1) for a, c in zip(sa, sc))
-        return self.actor_head(za), self.critic_head(zc).squeeze(-1), new_state
+        return self._policy_out(za), self.critic_head(zc).squeeze(-1), new_state
+
+    def _policy_out(self, za: torch.Tensor) -> torch.Tensor:
+        """The logits or the Gaussian's mean; with gSDE, the mean and then the features z it was
+        computed from (detached: the noise and the variance read them, the gradient does not)."""
+        if not self.sde:
+            return self.actor_head(za)
+        z = self.actor_head[:-1](za)
+        return torch.cat([self.actor_head[-1](z), z.detach()], -1)
+
+    def resample_noise(self, batch_size: int) -> None:
+        """gSDE: draw ``theta ~ N(0, sigma^2)``, one matrix per environment."""
+        std = self.log_std.detach().exp()
+        self.sde_noise = std * torch.randn(batch_size, *std.shape, device=std.device, dtype=std.dtype)
 
     def log_prob_entropy(self, out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability of ``actions`` and the entropy, per step (a Gaussian's dimensions summed).
 
         Written out instead of using ``torch.distributions``: its argument validation reads a
         tensor back to the host, which would stall a GPU in the middle of every minibatch."""
+        if self.continuous and self.sde:
+            mean, z = out[..., :self.n_actions], out[..., self.n_actions:]
+            std = torch.sqrt((z ** 2) @ self.log_std.exp().pow(2) + 1e-6)     # (..., A)
+            log_std = std.log()
+            logp = (-0.5 * ((actions - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+            return logp, (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
         if self.continuous:
             log_std = self.log_std.expand_as(out)
             logp = (-0.5 * ((actions - out) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
@@ -314,7 +350,15 @@ class ActorCritic(nn.Module):
 
     def act(self, out: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample (or take the mode of) an action; returns it and its log-probability."""
-        if self.continuous:
+        if self.continuous and self.sde:
+            mean, z = out[..., :self.n_actions], out[..., self.n_actions:]
+            if deterministic:
+                action = mean
+            else:
+                if self.sde_noise is None or self.sde_noise.shape[0] != z.shape[0]:
+                    self.resample_noise(z.shape[0])
+                action = mean + (z.unsqueeze(-2) @ self.sde_noise).squeeze(-2)
+        elif self.continuous:
             action = out if deterministic else out + self.log_std.exp() * torch.randn_like(out)
         elif deterministic:
             action = out.argmax(-1)
@@ -327,7 +371,7 @@ class ActorCritic(nn.Module):
 def make_actor_critic(config: PPOConfig, spaces: SpacesInfo) -> ActorCritic:
     return ActorCritic(spaces.obs_dim, spaces.n_actions, spaces.continuous_actions, config.policy == "lstm",
                        config.hidden_size, config.head_size, config.shared_lstm, config.forget_bias,
-                       config.log_std_init, config.core, config.critic_trains_lstm)
+                       config.log_std_init, config.core, config.critic_trains_lstm, config.sde)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -436,6 +480,8 @@ class RolloutCollector:
         state0 = None if self.state is None else tuple(x.clone() for x in self.state)
         state = self.state
         for t in range(T):
+            if net.sde and t % cfg.sde_sample_freq == 0:
+                net.resample_noise(B)
             obs[t], starts[t] = self.obs, self.next_starts
             x = self._tensor(self.obs)[None]
             out, value, state = net(x, state, self._tensor(self.next_starts)[None])

@@ -385,3 +385,55 @@ def test_the_history_splits_each_rollout_into_collection_and_update_time():
     assert len(h["collect_seconds"]) == len(h["update_seconds"]) == len(h["env_steps"]) == 4
     assert all(c > 0 for c in h["collect_seconds"]) and all(u > 0 for u in h["update_seconds"])
     assert sum(h["collect_seconds"]) + sum(h["update_seconds"]) <= h["seconds"][-1] + 1e-6
+
+
+# ----------------------------------------------------------------------------------------------
+# gSDE: state-dependent exploration for continuous actions
+# ----------------------------------------------------------------------------------------------
+def test_gsde_action_log_prob_and_recomputation():
+    """The action is mean + z @ theta; its log-probability and entropy are the Gaussian's with variance
+    (z^2) @ sigma^2 (checked against torch.distributions); the update recomputes what acting recorded;
+    theta is redrawn every sde_sample_freq steps."""
+    torch.manual_seed(0)
+    cfg = PPOConfig(env="pendulum-novel", env_kwargs={"max_episode_steps": 25}, num_envs=4, num_steps=60, sde=True,
+                    sde_sample_freq=4, log_std_init=-1.0, seed=1)
+    spaces = spaces_of(make_env("pendulum-novel"), continuous_actions=True)
+    net = ppo.make_actor_critic(cfg, spaces)
+    assert net.log_std.shape == (cfg.head_size, 1)
+    with torch.no_grad():
+        out, _, _ = net(torch.randn(5, 3, spaces.obs_dim))
+        mean, z = out[..., :1], out[..., 1:]
+        std = ((z ** 2) @ net.log_std.exp() ** 2 + 1e-6).sqrt()
+        actions = torch.randn(5, 3, 1)
+        logp, ent = net.log_prob_entropy(out, actions)
+        ref = torch.distributions.Normal(mean, std)
+        torch.testing.assert_close(logp, ref.log_prob(actions).sum(-1))
+        torch.testing.assert_close(ent, ref.entropy().sum(-1))
+        net.resample_noise(3)
+        a, _ = net.act(out[0])
+        torch.testing.assert_close(a, mean[0] + (z[0].unsqueeze(1) @ net.sde_noise).squeeze(1))
+        assert torch.equal(net.act(out[0], deterministic=True)[0], mean[0])
+    draws = []
+    original = net.resample_noise
+    net.resample_noise = lambda b: (draws.append(b), original(b))
+    c = RolloutCollector(cfg, net, torch.device("cpu"))
+    c.collect()
+    rollout = c.collect()
+    c.close()
+    assert draws == [4] * (2 * 60 // 4)
+    cols = torch.tensor([2, 0, 3, 1])
+    with torch.no_grad():
+        logp, _, _ = evaluate_actions(net, rollout, cols, SegmentLayout.from_starts(rollout.starts_host[:, cols.numpy()]))
+    torch.testing.assert_close(logp, rollout.logprobs[:, cols], atol=1e-5, rtol=0)
+
+
+def test_gsde_trains_evaluates_and_refuses_discrete_actions():
+    res = train_ppo(progress=False, env="pendulum-novel", total_steps=1024, num_envs=4, num_steps=64, epochs=2, sde=True,
+                    log_std_init=-2.0)
+    assert res.net.sde and res.net.log_std.shape == (64, 1)
+    ev = evaluate(res, episodes=2)
+    assert len(ev["return"]) == 2 and all(-2000 < r <= 0 for r in ev["return"])
+    with pytest.raises(ValueError, match="needs continuous actions"):
+        train_ppo(progress=False, sde=True, total_steps=256)
+    with pytest.raises(ValueError, match="sde_sample_freq must be a positive integer"):
+        PPOConfig(sde=True, sde_sample_freq=0)

@@ -6,6 +6,7 @@ The rule, stated once and applied in every chapter:
 - **A beats B**: *every* seed of A ends above *every* seed of B, same task, same environment steps,
   same seeds (``beats``).
 - **A stays below a level** on every seed (``stays_below``): the claim "B does not solve it".
+- **Neither beats the other** (``neither``): the seeds overlap, so by the rule above no winner is shown.
 
 A comparison needs at least :data:`MIN_SEEDS` seeds on each side; with fewer it is "not shown".
 With three seeds the rule often says "not shown": the prose then says that.
@@ -91,6 +92,14 @@ class Claims:
         va, vb = _values(claim + " (A)", a), _values(claim + " (B)", b)
         return self._add(claim, f"A {describe(va, self.digits)} vs B {describe(vb, self.digits)}",
                          bool(va.min() > vb.max()), "every seed of A > every seed of B", va, vb)
+
+    def neither(self, claim: str, a: Sequence[float], b: Sequence[float]) -> Claim:
+        """Holds when neither beats the other by the rule: some seed of ``a`` is at or below some seed
+        of ``b``, and the other way round (the seeds overlap or tie)."""
+        va, vb = _values(claim + " (A)", a), _values(claim + " (B)", b)
+        return self._add(claim, f"A {describe(va, self.digits)} vs B {describe(vb, self.digits)}",
+                         bool(va.min() <= vb.max() and vb.min() <= va.max()),
+                         "neither every seed of one > every seed of the other", va, vb)
 
     def check(self, claim: str, holds: bool, measured: str, rule: str) -> Claim:
         """A claim that is not about seeds (an exactness check, a measured ratio): its own rule, stated."""

@@ -139,7 +139,7 @@ class DQNConfig:
 # value rescaling and 5-step targets, lr 1e-3, a batch of 96 windows of 5 + 10 steps every 12
 # environment steps (8 acting environments), Polyak averaging with tau 0.02. A gradient step every 8
 # environment steps ended at 450 or more on 4 of seeds 0-4 on one machine and on none of seeds 0-2 on
-# another; every 12 steps on 4 of seeds 5-9 on the second, at two thirds of the cost. A run's floating-point
+# another; every 12 steps on 4 of seeds 5-9 on the second, with two thirds of the gradient steps. A run's floating-point
 # path differs between CPUs, and a DQN run is chaotic in it: the same seed is not the same run on another
 # machine. The others change only what differs.
 # The T-maze keeps the settings it was tuned with (4 environments, a batch of 64 windows of 8 + 16

@@ -329,20 +329,22 @@ class ActorCritic(nn.Module):
         std = self.log_std.detach().exp()
         self.sde_noise = std * torch.randn(batch_size, *std.shape, device=std.device, dtype=std.dtype)
 
+    def _gaussian(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian policy's mean and log standard deviation, per action dimension; with gSDE the
+        variance is ``(z^2) @ sigma^2``."""
+        if not self.sde:
+            return out, self.log_std.expand_as(out)
+        mean, z = out[..., :self.n_actions], out[..., self.n_actions:]
+        return mean, 0.5 * torch.log((z ** 2) @ self.log_std.exp().pow(2) + 1e-6)
+
     def log_prob_entropy(self, out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability of ``actions`` and the entropy, per step (a Gaussian's dimensions summed).
 
         Written out instead of using ``torch.distributions``: its argument validation reads a
         tensor back to the host, which would stall a GPU in the middle of every minibatch."""
-        if self.continuous and self.sde:
-            mean, z = out[..., :self.n_actions], out[..., self.n_actions:]
-            std = torch.sqrt((z ** 2) @ self.log_std.exp().pow(2) + 1e-6)     # (..., A)
-            log_std = std.log()
-            logp = (-0.5 * ((actions - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-            return logp, (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
         if self.continuous:
-            log_std = self.log_std.expand_as(out)
-            logp = (-0.5 * ((actions - out) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+            mean, log_std = self._gaussian(out)
+            logp = (-0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
             return logp, (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
         logp_all = torch.log_softmax(out, -1)
         return (logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1),
@@ -350,16 +352,17 @@ class ActorCritic(nn.Module):
 
     def act(self, out: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample (or take the mode of) an action; returns it and its log-probability."""
-        if self.continuous and self.sde:
-            mean, z = out[..., :self.n_actions], out[..., self.n_actions:]
+        if self.continuous:
+            mean = out[..., :self.n_actions]
             if deterministic:
                 action = mean
-            else:
+            elif self.sde:           # the noise z @ theta, theta held between two draws
+                z = out[..., self.n_actions:]
                 if self.sde_noise is None or self.sde_noise.shape[0] != z.shape[0]:
                     self.resample_noise(z.shape[0])
                 action = mean + (z.unsqueeze(-2) @ self.sde_noise).squeeze(-2)
-        elif self.continuous:
-            action = out if deterministic else out + self.log_std.exp() * torch.randn_like(out)
+            else:
+                action = mean + self.log_std.exp() * torch.randn_like(mean)
         elif deterministic:
             action = out.argmax(-1)
         else:

@@ -20,6 +20,15 @@ def test_beats_needs_every_seed_of_a_above_every_seed_of_b():
     assert not c.beats("a tie is not a win", [400, 500, 450], [400, 100, 0]).holds
 
 
+def test_neither_holds_only_when_the_seeds_overlap_or_tie():
+    c = Claims()
+    assert c.neither("interleaved", [247, 236, 206], [237, 226, 269]).holds
+    assert c.neither("a tie at the top", [487, 500, 500], [500, 500, 500]).holds
+    assert not c.neither("A above every B", [480, 500, 470], [300, 469, 100]).holds
+    assert not c.neither("B above every A", [1, 2, 3], [4, 5, 6]).holds
+    assert not c.neither("two seeds", [1, 5], [2, 4, 3]).holds
+
+
 def test_stays_below_and_custom_checks():
     c = Claims()
     assert c.stays_below("never solves", [0.5, 0.55, 0.45], level=0.6).holds

@@ -351,6 +351,46 @@ class TrainResult:
         self.agent.save(path)
 
 
+class BestWeights:
+    """Keep the best network seen during training, judged on held-out episodes.
+
+    Every ``every`` environment steps, :meth:`offer` plays ``episodes`` episodes with the current
+    network (deterministic actions; env copy k reset with seed ``seed + k``, the same episodes at every
+    check) and keeps a copy of the weights if their mean return is at least the best so far (ties go
+    to the later network). :meth:`restore` loads the kept weights into the network at the end of
+    training and returns the last ones. Stable-Baselines3's ``EvalCallback(best_model_save_path=...)``
+    does the same. Acting deterministically draws no random numbers, so the training run itself is
+    the one it would be without the checks. The final evaluation must use other episodes than these
+    (the library's evaluations start at seed 100,000; training passes ``seed = 900_000 + 1000 * seed``).
+    ``checks`` records ``(env_steps, mean return)`` of every check."""
+
+    def __init__(self, every: int, episodes: int, seed: int):
+        if int(every) < 0 or int(episodes) < 1:
+            raise ValueError(f"need select_every >= 0 (0: keep the last weights) and select_episodes >= 1; "
+                             f"got {every} and {episodes}")
+        self.every, self.episodes, self.seed = int(every), int(episodes), int(seed)
+        self.checks: list = []
+        self.best: tuple | None = None           # (mean return, env_steps, state_dict)
+
+    def offer(self, result: "TrainResult", env_steps: int) -> None:
+        """Check the network of ``result`` if ``env_steps`` has passed the next multiple of ``every``."""
+        if not self.every or env_steps < (len(self.checks) + 1) * self.every:
+            return
+        score = float(np.mean(result.agent.evaluate(episodes=self.episodes, seed=self.seed)["return"]))
+        self.checks.append((int(env_steps), score))
+        if self.best is None or score >= self.best[0]:
+            self.best = (score, int(env_steps),
+                         {k: v.detach().clone() for k, v in result.net.state_dict().items()})
+
+    def restore(self, net: torch.nn.Module) -> dict | None:
+        """Load the kept weights into ``net``; returns the weights it had (None if nothing was kept)."""
+        if self.best is None:
+            return None
+        last = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        net.load_state_dict(self.best[2])
+        return last
+
+
 def check_callback(callback) -> None:
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function callback(result) -> bool (True stops training); "

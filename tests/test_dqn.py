@@ -332,3 +332,29 @@ def test_anneal_lr_decays_the_learning_rate_linearly_to_zero(monkeypatch, anneal
         assert seen == sorted(seen, reverse=True) and seen[0] < 1e-3 and 0 <= seen[-1] < 0.02e-3
     else:
         assert set(seen) == {1e-3}
+
+
+def test_select_every_keeps_best_checked_network_and_leaves_the_run_unchanged():
+    from lstm_rl_lib.agent import evaluate
+    kw = dict(env="tmaze", env_kwargs={"length": 3}, total_steps=1_200, num_envs=4, learning_starts=200,
+              batch_size=8, seq_len=4, burn_in=2, seed=3)
+    plain = dqn.train_dqn(progress=False, select_every=0, **kw)
+    picked = dqn.train_dqn(progress=False, select_every=300, select_episodes=4, **kw)
+    # the checks act greedily and draw no random numbers: the same training run
+    assert plain.history["return"] == picked.history["return"]
+    assert plain.selected is None and plain.last_state_dict is None and plain.checks == []
+    assert [c[0] for c in picked.checks] == sorted(c[0] for c in picked.checks) and len(picked.checks) >= 3
+    best = max(c[1] for c in picked.checks)
+    assert picked.selected == max(s for s, v in picked.checks if v == best)      # ties go to the later network
+    # the network returned is the one that scored best; the last one is kept aside
+    score = np.mean(evaluate(picked, episodes=4, seed=900_000 + 1000 * 3)["return"])
+    assert score == pytest.approx(best)
+    for k, v in plain.net.state_dict().items():
+        assert torch.equal(v, picked.last_state_dict[k])
+
+
+def test_select_settings_are_checked():
+    with pytest.raises(ValueError, match="select_every"):
+        dqn.DQNConfig(select_every=-1)
+    with pytest.raises(ValueError, match="select_episodes"):
+        dqn.DQNConfig(select_episodes=0)

@@ -3,11 +3,14 @@
     python3 book.py bench ppo                       # everything, 5 seeds (about 40 minutes on 2 CPU cores)
     .venv/bin/python benchmarks/bench_ppo.py --budgets 50000 --seeds 0 --no-sb3   # ours only, quick
     .venv/bin/python benchmarks/bench_ppo.py --tasks pendulum                      # the Pendulum target only
+    .venv/bin/python benchmarks/bench_ppo.py --tasks tmaze                         # the T-maze (corridor 50) only
 
 Each training run is its own process, one after another on the same machine: ours in the book's
 ``.venv``, the reference in ``.venv-sb3`` (created on first use from ``benchmarks/requirements-sb3.txt``;
 sb3-contrib is never a dependency of the book). Wall time is the training call only (no imports, no
-evaluation). Evaluation: 20 deterministic episodes with the observation statistics frozen.
+final evaluation; ours includes its deterministic checks every 5,000 steps, which pick the network it
+ends with). Evaluation: 20 deterministic episodes with the observation statistics frozen, on other
+episodes than the checks'.
 
 The reference settings are rl-baselines3-zoo's tuned ``CartPoleNoVel-v1`` hyperparameters for
 RecurrentPPO: 8 envs, n_steps 32, batch 256, 20 epochs, gamma 0.98, lambda 0.8, linear lr 1e-3 and
@@ -57,7 +60,8 @@ def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = 
             "env_steps": h["env_steps"][-1], "seconds": seconds, "device": device,
             "collect_seconds": float(np.sum(h["collect_seconds"])), "update_seconds": float(np.sum(h["update_seconds"])),
             "last10": float(np.nanmean(h["return"][-tail:])),
-            "return": float(np.mean(ev["return"])), "return_std": float(np.std(ev["return"]))}
+            "selected": result.selected, "return": float(np.mean(ev["return"])), "return_std": float(np.std(ev["return"])),
+            "success": float(np.mean(ev["success"]))}
 
 
 def worker_sb3(recurrent: bool, seed: int, budget: int, episodes: int) -> dict:
@@ -120,7 +124,7 @@ def run_worker(python, kind: str, seed: int, budget: int, episodes: int) -> dict
 
 
 def update_speed_table() -> list[dict]:
-    """Time of one PPO update (10 epochs over one 8 x 32 rollout): fused padded LSTM vs a loop over steps."""
+    """Time of one PPO update of the CartPole settings: fused padded LSTM vs a loop over steps."""
     from lstm_rl_lib.ppo import PPOConfig, time_update
 
     return [{"update": "fused padded nn.LSTM" if fused else "Python loop over steps",
@@ -134,9 +138,13 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--no-sb3", action="store_true", help="only the book's agents")
-    parser.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum"], choices=["cartpole", "pendulum"],
-                        help="cartpole: the comparison with RecurrentPPO; pendulum: ours on velocity-free Pendulum")
+    parser.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum", "tmaze"],
+                        choices=["cartpole", "pendulum", "tmaze"],
+                        help="cartpole: the comparison with RecurrentPPO; pendulum: ours on velocity-free Pendulum; "
+                             "tmaze: ours on the T-maze with a corridor of 50")
     parser.add_argument("--pendulum-budget", type=int, default=100_000)
+    parser.add_argument("--tmaze-budget", type=int, default=300_000)
+    parser.add_argument("--task-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the Pendulum and T-maze runs")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="where ours trains (cuda: the LSTM-PPO also runs on the CPU, for steps/s side by side)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -151,7 +159,8 @@ def main() -> int:
               "ours-stack": lambda: worker_ours("stack", args.seed, args.budget, args.episodes),
               "sb3-lstm": lambda: worker_sb3(True, args.seed, args.budget, args.episodes),
               "sb3-mlp": lambda: worker_sb3(False, args.seed, args.budget, args.episodes),
-              "ours-pendulum": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes, "pendulum-novel")
+              "ours-pendulum": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes, "pendulum-novel"),
+              "ours-tmaze": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes, "tmaze"),
               }[args.worker]
         print(json.dumps(fn()))
         return 0
@@ -177,7 +186,7 @@ def main() -> int:
                       f"in {row['seconds']:6.1f} s", flush=True)
 
     pendulum = []
-    for seed in (args.seeds if "pendulum" in args.tasks else []):
+    for seed in (args.task_seeds if "pendulum" in args.tasks else []):
         row = run_worker(ours_python, "ours-pendulum", seed, args.pendulum_budget, args.episodes)
         pendulum.append(row)
         print(f"[bench] {row['agent']:<26} budget {args.pendulum_budget:>7,} seed {seed}: {row['return']:7.1f} "
@@ -191,10 +200,24 @@ def main() -> int:
         print(f"\nPendulum: mean return {mean:.1f} over {len(pendulum)} seeds; seeds >= -200: "
               f"{sum(r['return'] >= -200 for r in pendulum)}/{len(pendulum)} (target: mean >= -200; "
               "rl-baselines3-zoo reports -218 +- 140 for RecurrentPPO)")
+    tmaze = []
+    for seed in (args.task_seeds if "tmaze" in args.tasks else []):
+        row = run_worker(ours_python, "ours-tmaze", seed, args.tmaze_budget, args.episodes)
+        tmaze.append(row)
+        print(f"[bench] {row['agent']:<26} budget {args.tmaze_budget:>7,} seed {seed}: success {row['success']:.2f} "
+              f"in {row['seconds']:6.1f} s", flush=True)
+    if tmaze:
+        print("\n| T-maze, corridor 50 (ours, LSTM-PPO) | seed | env steps | wall time (s) | eval success (20 ep.) | eval return |")
+        print("|---|---|---|---|---|---|")
+        for r in tmaze:
+            print(f"| {r['agent']} | {r['seed']} | {r['env_steps']:,} | {r['seconds']:.1f} | {r['success']:.2f} "
+                  f"| {r['return']:.2f} ± {r['return_std']:.2f} |")
+        print(f"\nT-maze: seeds with success >= 0.95: {sum(r['success'] >= 0.95 for r in tmaze)}/{len(tmaze)} "
+              "(target: every seed)")
     out = ROOT / "build" / "bench" / "ppo.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if not rows:
-        out.write_text(json.dumps({"pendulum": pendulum}, indent=1))
+        out.write_text(json.dumps({"pendulum": pendulum, "tmaze": tmaze}, indent=1))
         print(f"\n[bench] wrote {out.relative_to(ROOT)}")
         return 0
     print("\n| agent | budget | seed | env steps | wall time (s) | acting + env (s) | update (s) | steps/s "
@@ -227,11 +250,14 @@ def main() -> int:
         summary.append(line)
 
     speed = update_speed_table()
-    print("\n| PPO update (10 epochs, 8 x 32 rollout, LSTM 64, CPU) | ms per update |")
+    from lstm_rl_lib.ppo import PPOConfig
+    c = PPOConfig()
+    print(f"\n| PPO update ({c.epochs} epochs, {c.num_envs} x {c.num_steps} rollout, LSTM {c.hidden_size}, CPU) | ms per update |")
     print("|---|---|")
     for r in speed:
         print(f"| {r['update']} | {r['ms_per_update']:.1f} |")
-    out.write_text(json.dumps({"runs": rows, "summary": summary, "update_speed": speed, "pendulum": pendulum}, indent=1))
+    out.write_text(json.dumps({"runs": rows, "summary": summary, "update_speed": speed, "pendulum": pendulum,
+                               "tmaze": tmaze}, indent=1))
     print(f"\n[bench] wrote {out.relative_to(ROOT)}")
     return 0
 

@@ -362,7 +362,8 @@ class BestWeights:
     does the same. Acting deterministically draws no random numbers, so the training run itself is
     the one it would be without the checks. The final evaluation must use other episodes than these
     (the library's evaluations start at seed 100,000; training passes ``seed = 900_000 + 1000 * seed``).
-    ``checks`` records ``(env_steps, mean return)`` of every check."""
+    ``checks`` records ``(env_steps, mean return)`` of every check. With running observation statistics
+    (PPO), the statistics the kept network was checked with are kept with it."""
 
     def __init__(self, every: int, episodes: int, seed: int):
         if int(every) < 0 or int(episodes) < 1:
@@ -380,14 +381,18 @@ class BestWeights:
         self.checks.append((int(env_steps), score))
         if self.best is None or score >= self.best[0]:
             self.best = (score, int(env_steps),
-                         {k: v.detach().clone() for k, v in result.net.state_dict().items()})
+                         {k: v.detach().clone() for k, v in result.net.state_dict().items()}, result._obs_rms())
 
-    def restore(self, net: torch.nn.Module) -> dict | None:
-        """Load the kept weights into ``net``; returns the weights it had (None if nothing was kept)."""
+    def restore(self, net: torch.nn.Module, rms=None) -> dict | None:
+        """Load the kept weights into ``net`` (and the kept observation statistics into ``rms``, a running
+        mean and variance with ``.mean`` and ``.var``, when given); returns the weights it had (None if
+        nothing was kept)."""
         if self.best is None:
             return None
         last = {k: v.detach().clone() for k, v in net.state_dict().items()}
         net.load_state_dict(self.best[2])
+        if rms is not None and self.best[3] is not None:
+            rms.mean, rms.var = (a.copy() for a in self.best[3])
         return last
 
 

@@ -539,7 +539,7 @@ def make_env(name, **kwargs) -> gym.Env:
 
 
 def make_vector_env(name, num_envs: int, seed: int | None = None, asynchronous: bool = False,
-                    same_step_autoreset: bool = False, continuous_actions: bool = False,
+                    same_step_autoreset: bool = False, continuous_actions: bool = False, numpy_env: bool = False,
                     **kwargs) -> gym.vector.VectorEnv:
     """``num_envs`` copies of :func:`make_env` ``(name, **kwargs)`` as a ``gymnasium.vector`` env.
 
@@ -551,9 +551,17 @@ def make_vector_env(name, num_envs: int, seed: int | None = None, asynchronous: 
     PPO needs to bootstrap a truncated episode). ``continuous_actions`` lets ``Box`` action
     spaces through the check of :func:`spaces_of`.
     If ``seed`` is given the vector env is reset once with seeds ``seed, seed+1, ...``.
+    ``numpy_env=True`` steps all copies at once in NumPy where the task has such a version
+    (``"cartpole-novel"`` without keyword arguments, same-step autoreset: :class:`CartPoleNoVelVectorEnv`)
+    and is ignored elsewhere.
     """
     if int(num_envs) != num_envs or num_envs < 1:
         raise ValueError(f"num_envs must be at least 1; got {num_envs}")
+    if numpy_env and name == "cartpole-novel" and not kwargs and same_step_autoreset and not asynchronous:
+        venv = CartPoleNoVelVectorEnv(num_envs)
+        if seed is not None:
+            venv.reset(seed=[seed + k for k in range(num_envs)])
+        return venv
     build = env_factory(name, **kwargs)
     fns = [build for _ in range(num_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP if same_step_autoreset else gym.vector.AutoresetMode.NEXT_STEP
@@ -567,6 +575,79 @@ def make_vector_env(name, num_envs: int, seed: int | None = None, asynchronous: 
     if seed is not None:
         venv.reset(seed=[seed + k for k in range(num_envs)])
     return venv
+
+
+class CartPoleNoVelVectorEnv(gym.vector.VectorEnv):
+    """``num_envs`` copies of ``"cartpole-novel"`` stepped at once in NumPy, with same-step autoreset.
+
+    The physics, time limit, rewards and observations of CartPole-v1 behind :class:`MaskObservation`
+    ``keep=(0, 2)``, on arrays instead of one copy at a time (Gymnasium's own ``CartPoleVectorEnv``
+    does the same but only with next-step autoreset). Copy ``k`` has its own random generator, so
+    ``reset(seed=[s0, s1, ...])`` starts every copy where ``make_env("cartpole-novel")`` reset with the
+    same seed starts, and the copies then follow the same dynamics (up to the last bits of NumPy's
+    vectorised ``sin``/``cos``). The step that ends an episode returns the next episode's first
+    observation and puts the last one in ``info["final_obs"]``, as ``make_vector_env(...,
+    same_step_autoreset=True)``. :func:`make_vector_env` builds it with ``numpy_env=True``.
+    """
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+    gravity, masscart, masspole, length, force_mag, tau = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
+    x_threshold, theta_threshold = 2.4, 12 * 2 * np.pi / 360
+
+    def __init__(self, num_envs: int, max_episode_steps: int = 500):
+        self.num_envs, self.max_episode_steps = int(num_envs), int(max_episode_steps)
+        high = np.array([self.x_threshold * 2, self.theta_threshold * 2], np.float32)
+        self.single_observation_space = spaces.Box(-high, high, dtype=np.float32)
+        self.single_action_space = spaces.Discrete(2)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self.state = np.zeros((4, self.num_envs))
+        self.steps = np.zeros(self.num_envs, np.int64)
+        self.rngs = [gym.utils.seeding.np_random(None)[0] for _ in range(self.num_envs)]
+
+    def _start(self, k: int) -> None:
+        self.state[:, k] = self.rngs[k].uniform(-0.05, 0.05, size=(4,))
+        self.steps[k] = 0
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            seeds = [seed + k for k in range(self.num_envs)] if isinstance(seed, (int, np.integer)) else list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"reset needs one seed per copy ({self.num_envs}); got {len(seeds)}")
+            self.rngs = [gym.utils.seeding.np_random(int(s))[0] for s in seeds]
+        for k in range(self.num_envs):
+            self._start(k)
+        return self.state[[0, 2]].T.astype(np.float32), {}
+
+    def step(self, actions):
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,) or not np.isin(actions, (0, 1)).all():
+            raise ValueError(f"need one action in {{0, 1}} per copy ({self.num_envs}); got {actions!r}")
+        x, x_dot, theta, theta_dot = self.state
+        force = np.where(actions == 1, self.force_mag, -self.force_mag)
+        costheta, sintheta = np.cos(theta), np.sin(theta)
+        total_mass, polemass_length = self.masspole + self.masscart, self.masspole * self.length
+        temp = (force + polemass_length * np.square(theta_dot) * sintheta) / total_mass
+        thetaacc = (self.gravity * sintheta - costheta * temp) / (
+            self.length * (4.0 / 3.0 - self.masspole * np.square(costheta) / total_mass))
+        xacc = temp - polemass_length * thetaacc * costheta / total_mass
+        self.state = np.stack([x + self.tau * x_dot, x_dot + self.tau * xacc,
+                               theta + self.tau * theta_dot, theta_dot + self.tau * thetaacc])
+        x, theta = self.state[0], self.state[2]
+        terminated = (x < -self.x_threshold) | (x > self.x_threshold) | (theta < -self.theta_threshold) | (
+            theta > self.theta_threshold)
+        self.steps += 1
+        truncated = self.steps >= self.max_episode_steps
+        obs = self.state[[0, 2]].T.astype(np.float32)
+        done = terminated | truncated
+        info = {}
+        if done.any():
+            final = np.empty(self.num_envs, dtype=object)
+            for k in np.nonzero(done)[0]:
+                final[k] = obs[k].copy()
+                self._start(k)
+            info = {"final_obs": final, "_final_obs": done.copy()}
+            obs = self.state[[0, 2]].T.astype(np.float32)
+        return obs, np.ones(self.num_envs), terminated, truncated, info
 
 
 class StackObservations(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):

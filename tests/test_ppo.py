@@ -218,6 +218,33 @@ def test_update_never_waits_for_the_device(monkeypatch):
         torch.zeros(1).item()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_update_never_waits_for_a_cuda_device(monkeypatch):
+    """On a GPU, CUDA's own sync detector raises on any synchronising call inside the update's loop;
+    only the one read-back of the statistics at its end is let through."""
+    device = torch.device("cuda")
+    cfg = PPOConfig(num_envs=4, num_steps=16, num_minibatches=2, epochs=2, device="cuda")
+    net = ActorCritic(2, 2, hidden_size=4).to(device)
+    c = RolloutCollector(cfg, net, device)
+    rollout = c.collect()
+    c.close()
+    opt = torch.optim.Adam(net.parameters(), fused=True)
+    tolist = torch.Tensor.tolist
+
+    def read_back(self):
+        torch.cuda.set_sync_debug_mode(0)
+        return tolist(self)
+
+    monkeypatch.setattr(torch.Tensor, "tolist", read_back)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        stats = ppo.ppo_update(net, opt, rollout, cfg, 0.2, np.random.default_rng(0))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert set(stats) == set(ppo.UPDATE_STATS)
+
+
 def test_first_minibatch_step_has_ratio_one():
     """Before any gradient step the ratio is exactly 1: no clipping, approx-KL 0."""
     cfg = PPOConfig(num_envs=4, num_steps=32, epochs=1, seed=3)
@@ -239,7 +266,7 @@ def test_first_minibatch_step_has_ratio_one():
 def test_lstm_ppo_learns_the_tmaze_and_the_feedforward_policy_cannot():
     common = dict(env="tmaze", env_kwargs={"length": 4}, total_steps=12_000, num_envs=8, num_steps=32,
                   epochs=4, gamma=0.99, gae_lambda=0.95, lr=3e-3, ent_coef=0.01, norm_reward=False, seed=0,
-                  shared_lstm=False)   # as in the T-maze preset
+                  shared_lstm=False)
     lstm = train_ppo(progress=False, policy="lstm", **common)
     mlp = train_ppo(progress=False, policy="mlp", **common)
     s_lstm = np.mean(evaluate(lstm, "tmaze", 40, env_kwargs={"length": 4})["success"])
@@ -437,3 +464,73 @@ def test_gsde_trains_evaluates_and_refuses_discrete_actions():
         train_ppo(progress=False, sde=True, total_steps=256)
     with pytest.raises(ValueError, match="sde_sample_freq must be a positive integer"):
         PPOConfig(sde=True, sde_sample_freq=0)
+
+
+def test_select_every_keeps_best_checked_network_and_its_statistics_and_leaves_the_run_unchanged():
+    kw = dict(total_steps=3_072, num_envs=4, num_steps=32, epochs=2, seed=3, device="cpu")
+    plain = train_ppo(progress=False, **kw)
+    picked = train_ppo(progress=False, select_every=512, select_episodes=4, **kw)
+    # the checks act deterministically and draw no random numbers: the same training run
+    assert plain.history["return"] == picked.history["return"]
+    assert plain.selected is None and plain.last_state_dict is None and plain.checks == []
+    assert [c[0] for c in picked.checks] == [512 * k for k in range(1, 7)]
+    best = max(c[1] for c in picked.checks)
+    assert picked.selected == max(s for s, v in picked.checks if v == best)      # ties go to the later network
+    # the network returned, with the observation statistics it was checked with, is the one that scored best
+    assert np.mean(evaluate(picked, episodes=4, seed=900_000 + 1000 * 3)["return"]) == pytest.approx(best)
+    # the last network and statistics are kept aside, and evaluate as the plain run's
+    for k, v in plain.net.state_dict().items():
+        assert torch.equal(v, picked.last_state_dict[k])
+    assert np.array_equal(picked.last_obs_rms[0], plain.obs_norm.rms.mean)
+    if picked.selected != 3_072:
+        assert not np.array_equal(picked.obs_norm.rms.mean, plain.obs_norm.rms.mean)
+    assert (ppo.last_agent(picked).evaluate(episodes=3, seed=7)["return"]
+            == evaluate(plain, episodes=3, seed=7)["return"])
+
+
+def test_select_settings_are_checked():
+    with pytest.raises(ValueError, match="select_every"):
+        PPOConfig(select_every=-1)
+    with pytest.raises(ValueError, match="select_episodes"):
+        PPOConfig(select_episodes=0)
+
+
+def test_numpy_cartpole_follows_gymnasium_step_for_step():
+    """The NumPy vector CartPole the PPO trains on: the same starts, dynamics, flags and final observations
+    as Gymnasium's CartPole-v1 behind the velocity mask, with same-step autoreset."""
+    from lstm_rl_lib.envs import CartPoleNoVelVectorEnv
+    gym_env = make_vector_env("cartpole-novel", 6, same_step_autoreset=True)
+    np_env = make_vector_env("cartpole-novel", 6, same_step_autoreset=True, numpy_env=True)
+    assert isinstance(np_env, CartPoleNoVelVectorEnv) and not isinstance(gym_env, CartPoleNoVelVectorEnv)
+    assert spaces_of(np_env) == spaces_of(gym_env)
+    a, _ = gym_env.reset(seed=list(range(10, 16)))
+    b, _ = np_env.reset(seed=list(range(10, 16)))
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    rng, ends = np.random.default_rng(0), 0
+    for _ in range(1_500):
+        act = rng.integers(2, size=6)
+        ga, gb = gym_env.step(act), np_env.step(act)
+        np.testing.assert_allclose(ga[0], gb[0], atol=1e-5)
+        np.testing.assert_array_equal(ga[1], gb[1])
+        np.testing.assert_array_equal(ga[2], gb[2])
+        np.testing.assert_array_equal(ga[3], gb[3])
+        for k in np.nonzero(ga[2] | ga[3])[0]:
+            ends += 1
+            np.testing.assert_allclose(ga[4]["final_obs"][k], gb[4]["final_obs"][k], atol=1e-5)
+    assert ends > 100
+    with pytest.raises(ValueError, match="one action in"):
+        np_env.step(np.full(6, 2))
+    # only where it is the same task: other tasks, keyword arguments or next-step autoreset get Gymnasium's
+    assert not isinstance(make_vector_env("cartpole-novel", 2, numpy_env=True), CartPoleNoVelVectorEnv)
+    assert not isinstance(make_vector_env("cartpole-flicker", 2, same_step_autoreset=True, numpy_env=True),
+                          CartPoleNoVelVectorEnv)
+
+
+def test_truncated_cartpole_episode_is_bootstrapped_with_the_numpy_env():
+    """A 500-step episode ends truncated, not terminated, in the NumPy env too (its value is bootstrapped)."""
+    from lstm_rl_lib.envs import CartPoleNoVelVectorEnv
+    env = CartPoleNoVelVectorEnv(1, max_episode_steps=5)
+    env.reset(seed=0)
+    flags = [env.step(np.array([t % 2]))[2:4] for t in range(5)]
+    assert [bool(tr[0]) for _, tr in flags] == [False] * 4 + [True]
+    assert not any(bool(te[0]) for te, _ in flags)

@@ -185,12 +185,17 @@ def main() -> int:
                 print(f"[bench] {row['agent']:<26} budget {budget:>7,} seed {seed}: {row['return']:6.1f} "
                       f"in {row['seconds']:6.1f} s", flush=True)
 
-    pendulum = []
-    for seed in (args.task_seeds if "pendulum" in args.tasks else []):
-        row = run_worker(ours_python, "ours-pendulum", seed, args.pendulum_budget, args.episodes)
-        pendulum.append(row)
-        print(f"[bench] {row['agent']:<26} budget {args.pendulum_budget:>7,} seed {seed}: {row['return']:7.1f} "
-              f"in {row['seconds']:6.1f} s", flush=True)
+    def task_runs(task: str, budget: int) -> list[dict]:
+        """Ours alone on ``task``, one run per seed of ``--task-seeds``, each printed as it ends."""
+        runs = []
+        for seed in (args.task_seeds if task in args.tasks else []):
+            row = run_worker(ours_python, f"ours-{task}", seed, budget, args.episodes)
+            runs.append(row)
+            print(f"[bench] {row['agent']:<26} budget {budget:>7,} seed {seed}: return {row['return']:7.2f}, "
+                  f"success {row['success']:.2f} in {row['seconds']:6.1f} s", flush=True)
+        return runs
+
+    pendulum = task_runs("pendulum", args.pendulum_budget)
     if pendulum:
         print("\n| velocity-free Pendulum (ours, LSTM-PPO) | seed | env steps | wall time (s) | eval return (20 ep.) |")
         print("|---|---|---|---|---|")
@@ -200,12 +205,7 @@ def main() -> int:
         print(f"\nPendulum: mean return {mean:.1f} over {len(pendulum)} seeds; seeds >= -200: "
               f"{sum(r['return'] >= -200 for r in pendulum)}/{len(pendulum)} (target: mean >= -200; "
               "rl-baselines3-zoo reports -218 +- 140 for RecurrentPPO)")
-    tmaze = []
-    for seed in (args.task_seeds if "tmaze" in args.tasks else []):
-        row = run_worker(ours_python, "ours-tmaze", seed, args.tmaze_budget, args.episodes)
-        tmaze.append(row)
-        print(f"[bench] {row['agent']:<26} budget {args.tmaze_budget:>7,} seed {seed}: success {row['success']:.2f} "
-              f"in {row['seconds']:6.1f} s", flush=True)
+    tmaze = task_runs("tmaze", args.tmaze_budget)
     if tmaze:
         print("\n| T-maze, corridor 50 (ours, LSTM-PPO) | seed | env steps | wall time (s) | eval success (20 ep.) | eval return |")
         print("|---|---|---|---|---|---|")

@@ -235,19 +235,22 @@ class Agent:
         return (a[0] if single else a), state
 
     def evaluate(self, env=None, episodes: int = 20, seed: int = 100_000, deterministic: bool = True,
-                 env_kwargs: dict | None = None) -> dict:
+                 env_kwargs: dict | None = None, numpy_env: bool = False) -> dict:
         """Play ``episodes`` episodes, all at once, one per copy of a vector environment (copy k reset
         with seed ``seed + k``); the state is carried within each episode.
 
-        ``env`` defaults to the one the agent was trained on (its ``env_kwargs`` too). Returns
-        ``{"return", "length", "success"}`` lists (success NaN where the task does not report it)."""
+        ``env`` defaults to the one the agent was trained on (its ``env_kwargs`` too). ``numpy_env``:
+        step the copies at once in NumPy where the task has such a version (see
+        :func:`lstm_rl_lib.envs.make_vector_env`; the same episodes up to the last bits of ``sin``).
+        Returns ``{"return", "length", "success"}`` lists (success NaN where the task does not report it)."""
         if env is None:
             env = self.config.env
             env_kwargs = self.config.env_kwargs if env_kwargs is None else env_kwargs
             if env is None:
                 raise ValueError("this agent was trained on an environment factory, which is not saved with it; "
                                  "pass env=... (the same factory) to evaluate it")
-        venv = make_vector_env(env, episodes, continuous_actions=self._algo.continuous_actions, **(env_kwargs or {}))
+        venv = make_vector_env(env, episodes, continuous_actions=self._algo.continuous_actions,
+                               same_step_autoreset=numpy_env, numpy_env=numpy_env, **(env_kwargs or {}))
         got = spaces_of(venv, continuous_actions=self._algo.continuous_actions)
         if (got.obs_dim, got.n_actions) != (self.spaces.obs_dim, self.spaces.n_actions):
             venv.close()
@@ -363,13 +366,14 @@ class BestWeights:
     the one it would be without the checks. The final evaluation must use other episodes than these
     (the library's evaluations start at seed 100,000; training passes ``seed = 900_000 + 1000 * seed``).
     ``checks`` records ``(env_steps, mean return)`` of every check. With running observation statistics
-    (PPO), the statistics the kept network was checked with are kept with it."""
+    (PPO), the statistics the kept network was checked with are kept with it. ``numpy_env``: play the
+    checks in the task's NumPy vector version where it has one (:meth:`Agent.evaluate`)."""
 
-    def __init__(self, every: int, episodes: int, seed: int):
+    def __init__(self, every: int, episodes: int, seed: int, numpy_env: bool = False):
         if int(every) < 0 or int(episodes) < 1:
             raise ValueError(f"need select_every >= 0 (0: keep the last weights) and select_episodes >= 1; "
                              f"got {every} and {episodes}")
-        self.every, self.episodes, self.seed = int(every), int(episodes), int(seed)
+        self.every, self.episodes, self.seed, self.numpy_env = int(every), int(episodes), int(seed), bool(numpy_env)
         self.checks: list = []
         self.best: tuple | None = None           # (mean return, env_steps, state_dict)
 
@@ -377,7 +381,8 @@ class BestWeights:
         """Check the network of ``result`` if ``env_steps`` has passed the next multiple of ``every``."""
         if not self.every or env_steps < (len(self.checks) + 1) * self.every:
             return
-        score = float(np.mean(result.agent.evaluate(episodes=self.episodes, seed=self.seed)["return"]))
+        ev = result.agent.evaluate(episodes=self.episodes, seed=self.seed, numpy_env=self.numpy_env)
+        score = float(np.mean(ev["return"]))
         self.checks.append((int(env_steps), score))
         if self.best is None or score >= self.best[0]:
             self.best = (score, int(env_steps),

@@ -620,7 +620,7 @@ class CartPoleNoVelVectorEnv(gym.vector.VectorEnv):
 
     def step(self, actions):
         actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or not np.isin(actions, (0, 1)).all():
+        if actions.shape != (self.num_envs,) or not ((actions == 0) | (actions == 1)).all():
             raise ValueError(f"need one action in {{0, 1}} per copy ({self.num_envs}); got {actions!r}")
         x, x_dot, theta, theta_dot = self.state
         force = np.where(actions == 1, self.force_mag, -self.force_mag)
@@ -732,9 +732,11 @@ def play_episodes(venv: gym.vector.VectorEnv, act, seed: int = 100_000) -> dict:
 
     ``act(raw_observations) -> actions`` is called once per step with the batch of raw
     observations (it keeps its own recurrent state; a copy whose episode ended keeps stepping
-    but no longer counts). Copy k is reset with seed ``seed + k``. Returns ``{"return", "length",
-    "success"}`` lists (success NaN where the task does not report it)."""
+    but no longer counts). Copy k is reset with seed ``seed + k``. Either autoreset mode works (the
+    first episode of each copy is the same). Returns ``{"return", "length", "success"}`` lists
+    (success NaN where the task does not report it)."""
     n = venv.num_envs
+    same_step = venv.metadata.get("autoreset_mode") == gym.vector.AutoresetMode.SAME_STEP
     raw, _ = venv.reset(seed=[seed + k for k in range(n)])
     live = np.ones(n, bool)
     ret, length, success = np.zeros(n), np.zeros(n, np.int64), np.full(n, np.nan)
@@ -743,7 +745,10 @@ def play_episodes(venv: gym.vector.VectorEnv, act, seed: int = 100_000) -> dict:
         ret += r * live
         length += live
         ended = live & (term | trunc)
-        if "success" in info:
+        if same_step:
+            got = ended_success(info, ended)
+            success[ended] = got[ended]
+        elif "success" in info:
             has = np.asarray(info.get("_success", ended), bool) & ended
             success[has] = np.asarray(info["success"], float)[has]
         live &= ~ended

@@ -107,7 +107,8 @@ class PPOConfig:
             change nothing else in the run.
         numpy_env: step the training environments' copies at once in NumPy where the task has such a
             version (velocity-free CartPole: :class:`lstm_rl_lib.envs.CartPoleNoVelVectorEnv`, the same
-            dynamics as Gymnasium's, about a third of its time); evaluation always uses Gymnasium's.
+            dynamics as Gymnasium's, about a third of its time), and play the checks of ``select_every``
+            there too; the final evaluation (:func:`evaluate`) uses Gymnasium's.
         seed: seeds torch, NumPy and the environments.
         device: ``None`` picks CUDA when present.
         mistake: ``None``, or a bug to make on purpose: ``"shuffle-time"`` (minibatches of single
@@ -340,15 +341,35 @@ class ActorCritic(nn.Module):
                              f"got {tuple(state[0].shape)}")
         if starts is not None and starts.shape != (T, B):
             raise ValueError(f"starts must have shape (T, B) = {(T, B)}; got {tuple(starts.shape)}")
-        H = self.hidden_size
+        H, cell = self.hidden_size, T == 1        # one step (acting): the cell function, less overhead
         if self.shared:
-            z, new_state = run_lstm(self.actor_core, obs, state, starts, layout, fused)
+            z, new_state = run_lstm(self.actor_core, obs, state, starts, layout, fused, cell)
             za, zc = z, (z if self.critic_trains_lstm else z.detach())
         else:
-            za, sa = run_lstm(self.actor_core, obs, tuple(s[..., :H] for s in state), starts, layout, fused)
-            zc, sc = run_lstm(self.critic_core, obs, tuple(s[..., H:] for s in state), starts, layout, fused)
+            za, sa = run_lstm(self.actor_core, obs, tuple(s[..., :H] for s in state), starts, layout, fused, cell)
+            zc, sc = run_lstm(self.critic_core, obs, tuple(s[..., H:] for s in state), starts, layout, fused, cell)
             new_state = None if sa is None else tuple(torch.cat([a, c], -1) for a, c in zip(sa, sc))
         return self._policy_out(za), self.critic_head(zc).squeeze(-1), new_state
+
+    def policy(self, obs: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State | None]:
+        """``out`` and the next state as :meth:`forward` gives them, without the critic: what acting
+        needs. With separate LSTMs the critic's half of the state is passed on unchanged."""
+        if not self.recurrent:
+            return self._policy_out(self.actor_core(obs)), None
+        if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"obs must have shape (T, B, obs_dim={self.obs_dim}); got {tuple(obs.shape)}")
+        B = obs.shape[1]
+        state = self.initial_state(B) if state is None else state
+        if state[0].shape != (1, B, self.state_size):
+            raise ValueError(f"state must be a tuple of tensors of shape (1, B={B}, {self.state_size}); "
+                             f"got {tuple(state[0].shape)}")
+        H = self.hidden_size
+        if self.shared:
+            za, new_state = run_lstm(self.actor_core, obs, state, cell=True)
+        else:
+            za, sa = run_lstm(self.actor_core, obs, tuple(s[..., :H] for s in state), cell=True)
+            new_state = tuple(torch.cat([a, s[..., H:]], -1) for a, s in zip(sa, state))
+        return self._policy_out(za), new_state
 
     def _policy_out(self, za: torch.Tensor) -> torch.Tensor:
         """The logits or the Gaussian's mean; with gSDE, the mean and then the features z it was
@@ -384,8 +405,9 @@ class ActorCritic(nn.Module):
         return (logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1),
                 -(logp_all.exp() * logp_all).sum(-1))
 
-    def act(self, out: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample (or take the mode of) an action; returns it and its log-probability."""
+    def act(self, out: torch.Tensor, deterministic: bool = False,
+            logp: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Sample (or take the mode of) an action; returns it and its log-probability (None with ``logp=False``)."""
         if self.continuous:
             mean = out[..., :self.n_actions]
             if deterministic:
@@ -402,7 +424,7 @@ class ActorCritic(nn.Module):
         else:
             probs = torch.softmax(out, -1)
             action = torch.multinomial(probs.reshape(-1, out.shape[-1]), 1).view(out.shape[:-1])
-        return action, self.log_prob_entropy(out, action)[0]
+        return action, (self.log_prob_entropy(out, action)[0] if logp else None)
 
 
 def make_actor_critic(config: PPOConfig, spaces: SpacesInfo) -> ActorCritic:
@@ -719,7 +741,7 @@ def train_ppo(config: PPOConfig | None = None, progress: bool = True, callback=N
     rng = np.random.default_rng(config.seed)
     history = {k: [] for k in ("env_steps", "return", "length", "success", "seconds", "collect_seconds",
                                "update_seconds", *UPDATE_STATS)}
-    best = BestWeights(config.select_every, config.select_episodes, 900_000 + 1000 * config.seed)
+    best = BestWeights(config.select_every, config.select_episodes, 900_000 + 1000 * config.seed, config.numpy_env)
     result = PPOResult(config=config, net=net, history=history, obs_norm=collector.obs_norm, checks=best.checks,
                        observation_space=obs_space, action_space=act_space)
     start, steps_per_update = time.perf_counter(), config.num_envs * config.num_steps
@@ -822,8 +844,8 @@ def last_agent(result: PPOResult) -> Agent:
 
 
 def _act(net: ActorCritic, x: torch.Tensor, state, deterministic: bool, config: PPOConfig):
-    out, _, state = net(x, state)
-    return net.act(out[0], deterministic)[0], state
+    out, state = net.policy(x, state)
+    return net.act(out[0], deterministic, logp=False)[0], state
 
 
 register_algorithm(Algorithm("ppo", PPOConfig, make_actor_critic, _act, continuous_actions=True))

@@ -85,3 +85,21 @@ def test_bad_state_and_starts_shapes(net):
         net(torch.randn(2, 3, 3), starts=torch.zeros(3, 2))
     with pytest.raises(ValueError, match="policy kind"):
         nets.make_policy("gru", 3, 2)
+
+
+@pytest.mark.parametrize("core", nets.CORES)
+def test_one_cell_step_equals_the_layer_call(core):
+    """rnn_step (the cell function acting uses) computes what a one-step nn.LSTM / nn.GRU call does."""
+    torch.manual_seed(0)
+    rnn = nets.make_rnn(core, 3, 5)
+    x = torch.randn(1, 4, 3)
+    state = tuple(torch.randn(1, 4, 5) for _ in range(nets.state_arity(rnn)))
+    out, new = nets.rnn_step(rnn, x, state)
+    ref_out, ref_new = nets.rnn_forward(rnn, x, state)
+    torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=0)
+    for a, b in zip(new, ref_new):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert not torch.allclose(out, nets.rnn_step(rnn, x, nets.zero_state(rnn, 4))[0])   # the state is used
+    starts = torch.tensor([0.0, 1.0, 0.0, 1.0])[None]
+    reset_out, _ = nets.run_lstm(rnn, x, state, starts, cell=True)
+    torch.testing.assert_close(reset_out, nets.run_lstm(rnn, x, state, starts)[0], atol=1e-6, rtol=0)

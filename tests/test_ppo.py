@@ -534,3 +534,42 @@ def test_truncated_cartpole_episode_is_bootstrapped_with_the_numpy_env():
     flags = [env.step(np.array([t % 2]))[2:4] for t in range(5)]
     assert [bool(tr[0]) for _, tr in flags] == [False] * 4 + [True]
     assert not any(bool(te[0]) for te, _ in flags)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_policy_alone_acts_as_the_whole_network(shared):
+    """ActorCritic.policy (what acting calls: no critic) gives the forward pass's output and actor state;
+    with separate LSTMs the critic's half of the state is passed on unchanged."""
+    torch.manual_seed(0)
+    net = ActorCritic(2, 2, recurrent=True, hidden_size=8, head_size=8, shared_lstm=shared)
+    state = tuple(torch.randn(1, 3, net.state_size) for _ in range(2))
+    obs = torch.randn(1, 3, 2)
+    out, _, full = net(obs, state)
+    pout, pstate = net.policy(obs, state)
+    torch.testing.assert_close(pout, out, atol=1e-6, rtol=0)
+    H = net.hidden_size if shared else net.state_size // 2
+    for p, f, s in zip(pstate, full, state):
+        torch.testing.assert_close(p[..., :H], f[..., :H], atol=1e-6, rtol=0)
+        if not shared:
+            torch.testing.assert_close(p[..., H:], s[..., H:])
+    with pytest.raises(ValueError, match="obs must have shape"):
+        net.policy(torch.randn(3, 2))
+
+
+def test_checks_in_the_numpy_cartpole_score_what_gymnasiums_does():
+    """The checks of select_every run in the NumPy CartPole where training does: the same episodes."""
+    result = train_ppo(PPOConfig(total_steps=2_048, select_every=0), progress=False)
+    agent = result.agent
+    slow = agent.evaluate(episodes=6, seed=900_000)
+    fast = agent.evaluate(episodes=6, seed=900_000, numpy_env=True)
+    assert fast["length"] == slow["length"] and fast["return"] == slow["return"]
+    assert len(set(slow["length"])) > 1          # different episodes, so the comparison can fail
+
+
+def test_success_is_read_in_either_autoreset_mode():
+    """play_episodes reads a task's success whether the ended episode's info comes in info or final_info."""
+    result = train_ppo(ppo.preset("tmaze", env_kwargs={"length": 3}, total_steps=512, num_steps=16,
+                                  select_every=0), progress=False)
+    a = result.agent.evaluate(episodes=8, seed=5)
+    b = result.agent.evaluate(episodes=8, seed=5, numpy_env=True)     # no NumPy T-maze: same-step Gymnasium
+    assert a == b and all(s in (0.0, 1.0) for s in a["success"])

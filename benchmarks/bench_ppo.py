@@ -72,7 +72,8 @@ def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = 
     name = "ours stack-4-PPO" if stack else f"ours {policy}-PPO"
     return {"agent": name + ("" if task == "cartpole-novel" else f" ({task})"), "seed": seed, "budget": budget,
             "env_steps": h["env_steps"][-1], "seconds": seconds, "device": device,
-            "collect_seconds": float(np.sum(h["collect_seconds"])), "update_seconds": float(np.sum(h["update_seconds"])),
+            "collect_seconds": float(np.sum(h["collect_seconds"])), "env_seconds": float(np.sum(h["env_seconds"])),
+            "update_seconds": float(np.sum(h["update_seconds"])), "check_seconds": result.check_seconds,
             "last10": float(np.nanmean(h["return"][-tail:])),
             "selected": result.selected, "return": float(np.mean(ev["return"])), "return_std": float(np.std(ev["return"])),
             "success": float(np.mean(ev["success"]))}
@@ -235,13 +236,14 @@ def main() -> int:
         out.write_text(json.dumps({"pendulum": pendulum, "tmaze": tmaze}, indent=1))
         print(f"\n[bench] wrote {out.relative_to(ROOT)}")
         return 0
-    print("\n| agent | budget | seed | env steps | wall time (s) | acting + env (s) | update (s) | steps/s "
-          "| return, last 10% of training | eval return (20 ep.) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| agent | budget | seed | env steps | wall time (s) | acting (s) | env (s) | update (s) | checks (s) "
+          "| steps/s | return, last 10% of training | eval return (20 ep.) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ours = "collect_seconds" in r                     # the reference's rows have no time split
         device = f" ({r['device']})" if r.get("device") == "cuda" else ""
-        split = f"{r['collect_seconds']:.1f} | {r['update_seconds']:.1f}" if ours else "- | -"
+        split = (f"{r['collect_seconds'] - r['env_seconds']:.1f} | {r['env_seconds']:.1f} | {r['update_seconds']:.1f} "
+                 f"| {r['check_seconds']:.1f}" if ours else "- | - | - | -")
         last10 = f"{r['last10']:.1f}" if ours else "-"
         print(f"| {r['agent']}{device} | {r['budget']:,} | {r['seed']} | {r['env_steps']:,} | {r['seconds']:.1f} | {split} "
               f"| {r['env_steps'] / r['seconds']:,.0f} | {last10} | {r['return']:.1f} ± {r['return_std']:.1f} |")

@@ -31,6 +31,7 @@ The caller holds the recurrent state, in the spirit of Stable-Baselines3's ``pre
 from __future__ import annotations
 
 import importlib
+import time
 import types
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar
@@ -365,7 +366,7 @@ class BestWeights:
     does the same. Acting deterministically draws no random numbers, so the training run itself is
     the one it would be without the checks. The final evaluation must use other episodes than these
     (the library's evaluations start at seed 100,000; training passes ``seed = 900_000 + 1000 * seed``).
-    ``checks`` records ``(env_steps, mean return)`` of every check. With running observation statistics
+    ``checks`` records ``(env_steps, mean return)`` of every check, ``seconds`` their wall time. With running observation statistics
     (PPO), the statistics the kept network was checked with are kept with it. ``numpy_env``: play the
     checks in the task's NumPy vector version where it has one (:meth:`Agent.evaluate`)."""
 
@@ -375,18 +376,21 @@ class BestWeights:
                              f"got {every} and {episodes}")
         self.every, self.episodes, self.seed, self.numpy_env = int(every), int(episodes), int(seed), bool(numpy_env)
         self.checks: list = []
+        self.seconds = 0.0                       # wall time spent checking
         self.best: tuple | None = None           # (mean return, env_steps, state_dict)
 
     def offer(self, result: "TrainResult", env_steps: int) -> None:
         """Check the network of ``result`` if ``env_steps`` has passed the next multiple of ``every``."""
         if not self.every or env_steps < (len(self.checks) + 1) * self.every:
             return
+        start = time.perf_counter()
         ev = result.agent.evaluate(episodes=self.episodes, seed=self.seed, numpy_env=self.numpy_env)
         score = float(np.mean(ev["return"]))
         self.checks.append((int(env_steps), score))
         if self.best is None or score >= self.best[0]:
             self.best = (score, int(env_steps),
                          {k: v.detach().clone() for k, v in result.net.state_dict().items()}, result._obs_rms())
+        self.seconds += time.perf_counter() - start
 
     def restore(self, net: torch.nn.Module, rms=None) -> dict | None:
         """Load the kept weights into ``net`` (and the kept observation statistics into ``rms``, a running

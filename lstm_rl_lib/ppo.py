@@ -515,6 +515,7 @@ class RolloutCollector:
         self.ep_return = np.zeros(config.num_envs)
         self.ep_length = np.zeros(config.num_envs, np.int64)
         self.finished: list[tuple[float, int, float]] = []   # (return, length, success or NaN)
+        self.env_seconds = 0.0                                  # time inside venv.step, cumulative
         if self.spaces.continuous_actions:
             self.low = np.array(self.spaces.action_low, np.float32)
             self.high = np.array(self.spaces.action_high, np.float32)
@@ -549,7 +550,9 @@ class RolloutCollector:
             a = action.cpu().numpy()
             if self.spaces.continuous_actions:
                 a = np.clip(a, self.low, self.high)
+            t_env = time.perf_counter()
             raw, r, term, trunc, info = self.venv.step(a)
+            self.env_seconds += time.perf_counter() - t_env
             self.ep_return += r
             self.ep_length += 1
             done = term | trunc
@@ -700,19 +703,21 @@ class PPOResult(TrainResult):
     ``history``: one row per rollout: ``env_steps`` (cumulative), ``return``/``length``/``success``
     (means over the episodes that finished during the rollout; NaN if none), ``seconds`` (wall time
     since the start), ``collect_seconds`` / ``update_seconds`` (that rollout's acting and environment
-    time, and its update's; on a GPU the update's queued work may finish inside the next collection),
+    time, and its update's; ``env_seconds``, the part of ``collect_seconds`` spent stepping the environments; on a GPU the update's queued work may finish inside the next collection),
     and the update statistics of :data:`UPDATE_STATS` (approximate KL, clip
     fraction, explained variance, entropy, the two losses).
     ``obs_norm`` holds the observation statistics the policy was trained with (``agent`` carries them).
     With ``select_every``: ``checks`` holds ``(env_steps, mean deterministic return)`` of every check,
     ``selected`` the ``env_steps`` of the network kept (``net``, with its statistics in ``obs_norm``),
-    ``last_state_dict`` and ``last_obs_rms`` the weights and statistics training ended with.
+    ``last_state_dict`` and ``last_obs_rms`` the weights and statistics training ended with, and
+    ``check_seconds`` the wall time the checks took (part of ``seconds``).
     """
     obs_norm: ObsNormalizer | None = None
     checks: list = field(default_factory=list)
     selected: int | None = None
     last_state_dict: dict | None = field(default=None, repr=False)
     last_obs_rms: tuple | None = field(default=None, repr=False)
+    check_seconds: float = 0.0
     algorithm = "ppo"
 
     def _obs_rms(self):
@@ -740,7 +745,7 @@ def train_ppo(config: PPOConfig | None = None, progress: bool = True, callback=N
     collector = RolloutCollector(config, net, device)
     rng = np.random.default_rng(config.seed)
     history = {k: [] for k in ("env_steps", "return", "length", "success", "seconds", "collect_seconds",
-                               "update_seconds", *UPDATE_STATS)}
+                               "env_seconds", "update_seconds", *UPDATE_STATS)}
     best = BestWeights(config.select_every, config.select_episodes, 900_000 + 1000 * config.seed, config.numpy_env)
     result = PPOResult(config=config, net=net, history=history, obs_norm=collector.obs_norm, checks=best.checks,
                        observation_space=obs_space, action_space=act_space)
@@ -752,12 +757,13 @@ def train_ppo(config: PPOConfig | None = None, progress: bool = True, callback=N
             frac = 1.0 - update / config.num_updates
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * frac if config.anneal_lr else config.lr
-            t0 = time.perf_counter()
+            t0, env0 = time.perf_counter(), collector.env_seconds
             rollout = collector.collect()
             t1 = time.perf_counter()
             stats = ppo_update(net, optimizer, rollout, config, config.clip_coef * frac if config.anneal_clip
                                else config.clip_coef, rng)
             history["collect_seconds"].append(t1 - t0)
+            history["env_seconds"].append(collector.env_seconds - env0)
             history["update_seconds"].append(time.perf_counter() - t1)
             done, collector.finished = collector.finished, []
             episodes = np.array(done, dtype=np.float64).reshape(-1, 3)
@@ -778,6 +784,7 @@ def train_ppo(config: PPOConfig | None = None, progress: bool = True, callback=N
     result.last_obs_rms = result._obs_rms() if best.best else None
     result.last_state_dict = best.restore(net, collector.obs_norm.rms)
     result.selected = best.best[1] if best.best else None
+    result.check_seconds = best.seconds
     result.seconds = time.perf_counter() - start
     result.interrupted = bar.interrupted or stopped
     return result

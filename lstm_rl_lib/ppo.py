@@ -80,7 +80,7 @@ class PPOConfig:
         shared_lstm: actor and critic read one LSTM (True) or each has its own (False). On
             velocity-free CartPole the shared one did as well or better over 8 seeds, and is faster
             (one LSTM call instead of two); on the T-maze only the shared one learned the cue (the
-            value loss builds the memory, the policy reads it; see :data:`PRESETS`). Ni et al. (2022)
+            value loss may build the memory, untested; see :data:`PRESETS`). Ni et al. (2022)
             found separate ones better on their tasks.
         critic_trains_lstm: with a shared LSTM, whether the value loss's gradient reaches it (True,
             as CleanRL's ``ppo_atari_lstm.py``) or stops at the LSTM's output, so that only the policy
@@ -193,8 +193,8 @@ class PPOConfig:
 # The T-maze (corridor 50) shares one LSTM between actor and critic. With separate ones, 0 of seeds 5-7 got
 # past chance in 150,000 steps (whatever the forget bias, 3 or 5, the core, LSTM or GRU, the learning rate,
 # 1e-3 or 3e-3, or advantage normalisation): the critic's LSTM learned the cue (explained variance 1.0)
-# while the actor's never did, since its only signal is the one turn per episode. Shared, the value loss
-# builds the memory and the policy reads it: with 64 units, rewards normalised and the value loss
+# while the actor's never did (perhaps since its only signal is one turn per episode; untested). Shared
+# (the value loss may build the memory, the policy read it): with 64 units, rewards normalised, value loss
 # weighted 0.25, 3 of seeds 5-9 solved it in 150,000 steps and all 5 in 300,000.
 # Pendulum (seeds 5-7, 100,000 steps, kept networks): 4 minibatches per epoch instead of 2 (twice the
 # gradient steps) ended at -251, -258 and -233 where 2 ended at -422, -250 and -527 on an earlier machine;

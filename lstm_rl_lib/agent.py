@@ -366,8 +366,9 @@ class BestWeights:
     does the same. Acting deterministically draws no random numbers, so the training run itself is
     the one it would be without the checks. The final evaluation must use other episodes than these
     (the library's evaluations start at seed 100,000; training passes ``seed = 900_000 + 1000 * seed``).
-    ``checks`` records ``(env_steps, mean return)`` of every check, ``seconds`` their wall time. With running observation statistics
-    (PPO), the statistics the kept network was checked with are kept with it. ``numpy_env``: play the
+    ``checks`` records ``(env_steps, mean return)`` of every check, ``seconds`` their wall time. With
+    running observation statistics (PPO), the statistics the kept network was checked with are kept
+    with it. ``numpy_env``: play the
     checks in the task's NumPy vector version where it has one (:meth:`Agent.evaluate`)."""
 
     def __init__(self, every: int, episodes: int, seed: int, numpy_env: bool = False):

@@ -335,11 +335,14 @@ class ActorCritic(nn.Module):
                      for _ in range(state_arity(self.actor_core)))
 
     def forward(self, obs: torch.Tensor, state: State | None = None, starts: torch.Tensor | None = None,
-                layout: SegmentLayout | None = None, fused: bool = True):
+                layout: SegmentLayout | None = None, fused: bool = True, value: bool = True):
+        """``value=False``: the policy alone (what acting needs); ``values`` is then None and, with
+        separate LSTMs, the critic's half of the state is passed on unchanged."""
         if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must have shape (T, B, obs_dim={self.obs_dim}); got {tuple(obs.shape)}")
         if not self.recurrent:
-            return self._policy_out(self.actor_core(obs)), self.critic_head(self.critic_core(obs)).squeeze(-1), None
+            values = self.critic_head(self.critic_core(obs)).squeeze(-1) if value else None
+            return self._policy_out(self.actor_core(obs)), values, None
         T, B, _ = obs.shape
         state = self.initial_state(B) if state is None else state
         if state[0].shape != (1, B, self.state_size):
@@ -353,29 +356,10 @@ class ActorCritic(nn.Module):
             za, zc = z, (z if self.critic_trains_lstm else z.detach())
         else:
             za, sa = run_lstm(self.actor_core, obs, tuple(s[..., :H] for s in state), starts, layout, fused, cell)
-            zc, sc = run_lstm(self.critic_core, obs, tuple(s[..., H:] for s in state), starts, layout, fused, cell)
+            zc, sc = (run_lstm(self.critic_core, obs, tuple(s[..., H:] for s in state), starts, layout, fused, cell)
+                      if value else (None, tuple(s[..., H:] for s in state)))
             new_state = None if sa is None else tuple(torch.cat([a, c], -1) for a, c in zip(sa, sc))
-        return self._policy_out(za), self.critic_head(zc).squeeze(-1), new_state
-
-    def policy(self, obs: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State | None]:
-        """``out`` and the next state as :meth:`forward` gives them, without the critic: what acting
-        needs. With separate LSTMs the critic's half of the state is passed on unchanged."""
-        if not self.recurrent:
-            return self._policy_out(self.actor_core(obs)), None
-        if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
-            raise ValueError(f"obs must have shape (T, B, obs_dim={self.obs_dim}); got {tuple(obs.shape)}")
-        B = obs.shape[1]
-        state = self.initial_state(B) if state is None else state
-        if state[0].shape != (1, B, self.state_size):
-            raise ValueError(f"state must be a tuple of tensors of shape (1, B={B}, {self.state_size}); "
-                             f"got {tuple(state[0].shape)}")
-        H = self.hidden_size
-        if self.shared:
-            za, new_state = run_lstm(self.actor_core, obs, state, cell=True)
-        else:
-            za, sa = run_lstm(self.actor_core, obs, tuple(s[..., :H] for s in state), cell=True)
-            new_state = tuple(torch.cat([a, s[..., H:]], -1) for a, s in zip(sa, state))
-        return self._policy_out(za), new_state
+        return self._policy_out(za), (self.critic_head(zc).squeeze(-1) if value else None), new_state
 
     def _policy_out(self, za: torch.Tensor) -> torch.Tensor:
         """The logits or the Gaussian's mean; with gSDE, the mean and then the features z it was
@@ -709,7 +693,8 @@ class PPOResult(TrainResult):
     ``history``: one row per rollout: ``env_steps`` (cumulative), ``return``/``length``/``success``
     (means over the episodes that finished during the rollout; NaN if none), ``seconds`` (wall time
     since the start), ``collect_seconds`` / ``update_seconds`` (that rollout's acting and environment
-    time, and its update's; ``env_seconds``, the part of ``collect_seconds`` spent stepping the environments; on a GPU the update's queued work may finish inside the next collection),
+    time, and its update's; on a GPU the update's queued work may finish inside the next collection),
+    ``env_seconds`` (the part of ``collect_seconds`` spent stepping the environments),
     and the update statistics of :data:`UPDATE_STATS` (approximate KL, clip
     fraction, explained variance, entropy, the two losses).
     ``obs_norm`` holds the observation statistics the policy was trained with (``agent`` carries them).
@@ -857,7 +842,7 @@ def last_agent(result: PPOResult) -> Agent:
 
 
 def _act(net: ActorCritic, x: torch.Tensor, state, deterministic: bool, config: PPOConfig):
-    out, state = net.policy(x, state)
+    out, _, state = net(x, state, value=False)
     return net.act(out[0], deterministic, logp=False)[0], state
 
 

@@ -538,14 +538,15 @@ def test_truncated_cartpole_episode_is_bootstrapped_with_the_numpy_env():
 
 @pytest.mark.parametrize("shared", [True, False])
 def test_the_policy_alone_acts_as_the_whole_network(shared):
-    """ActorCritic.policy (what acting calls: no critic) gives the forward pass's output and actor state;
+    """The policy alone (value=False, what acting calls: no critic) gives the whole pass's output and actor state;
     with separate LSTMs the critic's half of the state is passed on unchanged."""
     torch.manual_seed(0)
     net = ActorCritic(2, 2, recurrent=True, hidden_size=8, head_size=8, shared_lstm=shared)
     state = tuple(torch.randn(1, 3, net.state_size) for _ in range(2))
     obs = torch.randn(1, 3, 2)
     out, _, full = net(obs, state)
-    pout, pstate = net.policy(obs, state)
+    pout, no_values, pstate = net(obs, state, value=False)
+    assert no_values is None
     torch.testing.assert_close(pout, out, atol=1e-6, rtol=0)
     H = net.hidden_size if shared else net.state_size // 2
     for p, f, s in zip(pstate, full, state):
@@ -553,7 +554,7 @@ def test_the_policy_alone_acts_as_the_whole_network(shared):
         if not shared:
             torch.testing.assert_close(p[..., H:], s[..., H:])
     with pytest.raises(ValueError, match="obs must have shape"):
-        net.policy(torch.randn(3, 2))
+        net(torch.randn(3, 2), value=False)
 
 
 def test_checks_in_the_numpy_cartpole_score_what_gymnasiums_does():

@@ -552,13 +552,14 @@ def make_vector_env(name, num_envs: int, seed: int | None = None, asynchronous: 
     spaces through the check of :func:`spaces_of`.
     If ``seed`` is given the vector env is reset once with seeds ``seed, seed+1, ...``.
     ``numpy_env=True`` steps all copies at once in NumPy where the task has such a version
-    (``"cartpole-novel"`` without keyword arguments, same-step autoreset: :class:`CartPoleNoVelVectorEnv`)
-    and is ignored elsewhere.
+    (``"cartpole-novel"`` and ``"pendulum-novel"`` without keyword arguments, same-step autoreset: see
+    :data:`NUMPY_TASKS`) and is ignored elsewhere.
     """
     if int(num_envs) != num_envs or num_envs < 1:
         raise ValueError(f"num_envs must be at least 1; got {num_envs}")
-    if numpy_env and name == "cartpole-novel" and not kwargs and same_step_autoreset and not asynchronous:
-        venv = CartPoleNoVelVectorEnv(num_envs)
+    if numpy_env and isinstance(name, str) and name in NUMPY_TASKS and not kwargs and same_step_autoreset \
+            and not asynchronous:
+        venv = NUMPY_TASKS[name](num_envs)
         if seed is not None:
             venv.reset(seed=[seed + k for k in range(num_envs)])
         return venv
@@ -577,35 +578,34 @@ def make_vector_env(name, num_envs: int, seed: int | None = None, asynchronous: 
     return venv
 
 
-class CartPoleNoVelVectorEnv(gym.vector.VectorEnv):
-    """``num_envs`` copies of ``"cartpole-novel"`` stepped at once in NumPy, with same-step autoreset.
+class NumpyVectorEnv(gym.vector.VectorEnv):
+    """``num_envs`` copies of one task stepped at once in NumPy, with same-step autoreset and a time limit.
 
-    The physics, time limit, rewards and observations of CartPole-v1 behind :class:`MaskObservation`
-    ``keep=(0, 2)``, on arrays instead of one copy at a time (Gymnasium's own ``CartPoleVectorEnv``
-    does the same but only with next-step autoreset). Copy ``k`` has its own random generator, so
-    ``reset(seed=[s0, s1, ...])`` starts every copy where ``make_env("cartpole-novel")`` reset with the
-    same seed starts, and the copies then follow the same dynamics (up to the last bits of NumPy's
-    vectorised ``sin``/``cos``). The step that ends an episode returns the next episode's first
-    observation and puts the last one in ``info["final_obs"]``, as ``make_vector_env(...,
-    same_step_autoreset=True)``. :func:`make_vector_env` builds it with ``numpy_env=True``.
+    What the book's NumPy tasks share: copy ``k`` has its own random generator, so ``reset(seed=[s0, s1,
+    ...])`` starts every copy where the Gymnasium task reset with the same seed starts; the step that ends
+    an episode (terminated, or truncated at ``max_episode_steps``, as Gymnasium's ``TimeLimit``) returns the
+    next episode's first observation and puts the last one in ``info["final_obs"]``, as
+    ``make_vector_env(..., same_step_autoreset=True)``. A task gives its spaces and ``_start(k)`` (a new
+    episode in copy ``k``), ``_advance(actions)`` (all copies one step: rewards, terminated) and ``_obs()``.
     """
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
-    gravity, masscart, masspole, length, force_mag, tau = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
-    x_threshold, theta_threshold = 2.4, 12 * 2 * np.pi / 360
 
-    def __init__(self, num_envs: int, max_episode_steps: int = 500):
+    def __init__(self, num_envs: int, max_episode_steps: int, state_dim: int, observation_space: spaces.Box,
+                 action_space: spaces.Space):
+        if int(num_envs) != num_envs or num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1; got {num_envs}")
+        if int(max_episode_steps) != max_episode_steps or max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be at least 1; got {max_episode_steps}")
         self.num_envs, self.max_episode_steps = int(num_envs), int(max_episode_steps)
-        high = np.array([self.x_threshold * 2, self.theta_threshold * 2], np.float32)
-        self.single_observation_space = spaces.Box(-high, high, dtype=np.float32)
-        self.single_action_space = spaces.Discrete(2)
+        self.single_observation_space, self.single_action_space = observation_space, action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
-        self.state = np.zeros((4, self.num_envs))
+        self.state = np.zeros((state_dim, self.num_envs))
         self.steps = np.zeros(self.num_envs, np.int64)
         self.rngs = [gym.utils.seeding.np_random(None)[0] for _ in range(self.num_envs)]
 
-    def _start(self, k: int) -> None:
-        self.state[:, k] = self.rngs[k].uniform(-0.05, 0.05, size=(4,))
+    def _begin(self, k: int) -> None:
+        self._start(k)
         self.steps[k] = 0
 
     def reset(self, *, seed=None, options=None):
@@ -615,10 +615,48 @@ class CartPoleNoVelVectorEnv(gym.vector.VectorEnv):
                 raise ValueError(f"reset needs one seed per copy ({self.num_envs}); got {len(seeds)}")
             self.rngs = [gym.utils.seeding.np_random(int(s))[0] for s in seeds]
         for k in range(self.num_envs):
-            self._start(k)
-        return self.state[[0, 2]].T.astype(np.float32), {}
+            self._begin(k)
+        return self._obs(), {}
 
     def step(self, actions):
+        rewards, terminated = self._advance(actions)
+        self.steps += 1
+        truncated = self.steps >= self.max_episode_steps
+        obs = self._obs()
+        done = terminated | truncated
+        info = {}
+        if done.any():
+            final = np.empty(self.num_envs, dtype=object)
+            for k in np.nonzero(done)[0]:
+                final[k] = obs[k].copy()
+                self._begin(k)
+            info = {"final_obs": final, "_final_obs": done.copy()}
+            obs = self._obs()
+        return obs, rewards, terminated, truncated, info
+
+
+class CartPoleNoVelVectorEnv(NumpyVectorEnv):
+    """``"cartpole-novel"`` in NumPy (:class:`NumpyVectorEnv`): the physics, time limit, rewards and
+    observations of CartPole-v1 behind :class:`MaskObservation` ``keep=(0, 2)``, on arrays instead of one
+    copy at a time (Gymnasium's own ``CartPoleVectorEnv`` does the same but only with next-step autoreset).
+    The copies follow Gymnasium's dynamics up to the last bits of NumPy's vectorised ``sin``/``cos``.
+    :func:`make_vector_env` builds it with ``numpy_env=True``.
+    """
+    gravity, masscart, masspole, length, force_mag, tau = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
+    x_threshold, theta_threshold = 2.4, 12 * 2 * np.pi / 360
+
+    def __init__(self, num_envs: int, max_episode_steps: int = 500):
+        high = np.array([self.x_threshold * 2, self.theta_threshold * 2], np.float32)
+        super().__init__(num_envs, max_episode_steps, 4, spaces.Box(-high, high, dtype=np.float32),
+                         spaces.Discrete(2))
+
+    def _start(self, k: int) -> None:
+        self.state[:, k] = self.rngs[k].uniform(-0.05, 0.05, size=(4,))
+
+    def _obs(self) -> np.ndarray:
+        return self.state[[0, 2]].T.astype(np.float32)
+
+    def _advance(self, actions):
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,) or not ((actions == 0) | (actions == 1)).all():
             raise ValueError(f"need one action in {{0, 1}} per copy ({self.num_envs}); got {actions!r}")
@@ -635,19 +673,44 @@ class CartPoleNoVelVectorEnv(gym.vector.VectorEnv):
         x, theta = self.state[0], self.state[2]
         terminated = (x < -self.x_threshold) | (x > self.x_threshold) | (theta < -self.theta_threshold) | (
             theta > self.theta_threshold)
-        self.steps += 1
-        truncated = self.steps >= self.max_episode_steps
-        obs = self.state[[0, 2]].T.astype(np.float32)
-        done = terminated | truncated
-        info = {}
-        if done.any():
-            final = np.empty(self.num_envs, dtype=object)
-            for k in np.nonzero(done)[0]:
-                final[k] = obs[k].copy()
-                self._start(k)
-            info = {"final_obs": final, "_final_obs": done.copy()}
-            obs = self.state[[0, 2]].T.astype(np.float32)
-        return obs, np.ones(self.num_envs), terminated, truncated, info
+        return np.ones(self.num_envs), terminated
+
+
+class PendulumNoVelVectorEnv(NumpyVectorEnv):
+    """``"pendulum-novel"`` in NumPy (:class:`NumpyVectorEnv`): the dynamics, 200-step time limit, rewards
+    and observations of Pendulum-v1 behind :class:`MaskObservation` ``keep=(0, 1)`` (the cosine and sine of
+    the angle; no angular velocity), on arrays. Actions are torques of shape ``(num_envs, 1)``, clipped to
+    [-2, 2] as Pendulum-v1 clips them. The copies follow Gymnasium's dynamics up to the last bits of NumPy's
+    vectorised ``sin``/``cos``. :func:`make_vector_env` builds it with ``numpy_env=True``.
+    """
+    g, m, l, dt, max_speed, max_torque = 10.0, 1.0, 1.0, 0.05, 8.0, 2.0
+
+    def __init__(self, num_envs: int, max_episode_steps: int = 200):
+        super().__init__(num_envs, max_episode_steps, 2, spaces.Box(-1.0, 1.0, (2,), np.float32),
+                         spaces.Box(-self.max_torque, self.max_torque, (1,), np.float32))
+
+    def _start(self, k: int) -> None:
+        self.state[:, k] = self.rngs[k].uniform(low=-np.array([np.pi, 1.0]), high=np.array([np.pi, 1.0]))
+
+    def _obs(self) -> np.ndarray:
+        th = self.state[0]
+        return np.stack([np.cos(th), np.sin(th)], axis=1).astype(np.float32)
+
+    def _advance(self, actions):
+        actions = np.asarray(actions, np.float32)
+        if actions.shape != (self.num_envs, 1) or not np.isfinite(actions).all():
+            raise ValueError(f"need one finite torque per copy, shape ({self.num_envs}, 1); got {actions!r}")
+        th, thdot = self.state
+        u = np.clip(actions[:, 0], -self.max_torque, self.max_torque)
+        costs = (((th + np.pi) % (2 * np.pi)) - np.pi) ** 2 + 0.1 * thdot ** 2 + 0.001 * (u ** 2)
+        newthdot = np.clip(thdot + (3 * self.g / (2 * self.l) * np.sin(th) + 3.0 / (self.m * self.l ** 2) * u)
+                           * self.dt, -self.max_speed, self.max_speed)
+        self.state = np.stack([th + newthdot * self.dt, newthdot])
+        return -costs, np.zeros(self.num_envs, bool)
+
+
+#: The tasks with a NumPy vector version (see :func:`make_vector_env`'s ``numpy_env``).
+NUMPY_TASKS = {"cartpole-novel": CartPoleNoVelVectorEnv, "pendulum-novel": PendulumNoVelVectorEnv}
 
 
 class StackObservations(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):

@@ -495,35 +495,42 @@ def test_select_settings_are_checked():
         PPOConfig(select_episodes=0)
 
 
-def test_numpy_cartpole_follows_gymnasium_step_for_step():
-    """The NumPy vector CartPole the PPO trains on: the same starts, dynamics, flags and final observations
-    as Gymnasium's CartPole-v1 behind the velocity mask, with same-step autoreset."""
-    from lstm_rl_lib.envs import CartPoleNoVelVectorEnv
-    gym_env = make_vector_env("cartpole-novel", 6, same_step_autoreset=True)
-    np_env = make_vector_env("cartpole-novel", 6, same_step_autoreset=True, numpy_env=True)
-    assert isinstance(np_env, CartPoleNoVelVectorEnv) and not isinstance(gym_env, CartPoleNoVelVectorEnv)
-    assert spaces_of(np_env) == spaces_of(gym_env)
+@pytest.mark.parametrize("task", ["cartpole-novel", "pendulum-novel"])
+def test_numpy_task_follows_gymnasium_step_for_step(task):
+    """The NumPy vector tasks the PPO trains on: the same starts, dynamics, rewards, flags and final
+    observations as Gymnasium's CartPole-v1 / Pendulum-v1 behind the velocity mask, with same-step autoreset."""
+    from lstm_rl_lib.envs import NUMPY_TASKS
+    cls = NUMPY_TASKS[task]
+    gym_env = make_vector_env(task, 6, same_step_autoreset=True, continuous_actions=True)
+    np_env = make_vector_env(task, 6, same_step_autoreset=True, continuous_actions=True, numpy_env=True)
+    assert isinstance(np_env, cls) and not isinstance(gym_env, cls)
+    assert spaces_of(np_env, True) == spaces_of(gym_env, True)
+    assert np_env.single_observation_space == gym_env.single_observation_space
+    assert np_env.single_action_space == gym_env.single_action_space
     a, _ = gym_env.reset(seed=list(range(10, 16)))
     b, _ = np_env.reset(seed=list(range(10, 16)))
     np.testing.assert_allclose(a, b, atol=1e-6)
     rng, ends = np.random.default_rng(0), 0
     for _ in range(1_500):
-        act = rng.integers(2, size=6)
+        act = (rng.integers(2, size=6) if task == "cartpole-novel"
+               else rng.uniform(-3, 3, size=(6, 1)).astype(np.float32))      # beyond the torque limit too
         ga, gb = gym_env.step(act), np_env.step(act)
         np.testing.assert_allclose(ga[0], gb[0], atol=1e-5)
-        np.testing.assert_array_equal(ga[1], gb[1])
+        np.testing.assert_allclose(ga[1], gb[1], rtol=1e-9, atol=1e-9)
         np.testing.assert_array_equal(ga[2], gb[2])
         np.testing.assert_array_equal(ga[3], gb[3])
         for k in np.nonzero(ga[2] | ga[3])[0]:
             ends += 1
             np.testing.assert_allclose(ga[4]["final_obs"][k], gb[4]["final_obs"][k], atol=1e-5)
-    assert ends > 100
-    with pytest.raises(ValueError, match="one action in"):
-        np_env.step(np.full(6, 2))
+    assert ends > (100 if task == "cartpole-novel" else 40)
+    bad = np.full(6, 2) if task == "cartpole-novel" else np.zeros(6)
+    with pytest.raises(ValueError, match="per copy"):
+        np_env.step(bad)
     # only where it is the same task: other tasks, keyword arguments or next-step autoreset get Gymnasium's
-    assert not isinstance(make_vector_env("cartpole-novel", 2, numpy_env=True), CartPoleNoVelVectorEnv)
-    assert not isinstance(make_vector_env("cartpole-flicker", 2, same_step_autoreset=True, numpy_env=True),
-                          CartPoleNoVelVectorEnv)
+    assert not isinstance(make_vector_env(task, 2, numpy_env=True, continuous_actions=True), cls)
+    assert not isinstance(make_vector_env(task, 2, same_step_autoreset=True, numpy_env=True, continuous_actions=True,
+                                          max_episode_steps=50), cls)
+    assert not isinstance(make_vector_env("cartpole-flicker", 2, same_step_autoreset=True, numpy_env=True), cls)
 
 
 def test_truncated_cartpole_episode_is_bootstrapped_with_the_numpy_env():

@@ -210,7 +210,7 @@ class PPOConfig:
 # on seeds 5-7 (identical on Gymnasium's Pendulum and on the NumPy one); the same with lr 1e-3: -264; 16 x 64 with
 # 4 minibatches: -765 on seed 5; 32 x 32: -299 (seeds 5-7); epochs 5 at 8 x 64: -347 (seeds 5-7).
 # 16 x 128, 8 minibatches: lr 2e-3 -226 (every seed -242 to -212); lr 1e-3 -536; lr 3e-3 -212; lr 4e-3 -306
-# (seed 8 -626); lr 3e-3 with 8 epochs -244, with 15 -267; 16 minibatches -235; 32 x 64 with 16 -359;
+# (seed 8 -626); 8 epochs at lr 3e-3 -244, 15 at lr 2e-3 -267; 16 minibatches -235; 32 x 64 with 16 -359;
 # log sigma -0.5 at lr 2e-3: -236, -199, -191, -194, -197 (mean -203); at lr 3e-3: -243. The last kept, with
 # checks of 40 episodes instead of 10 (a less noisy choice of the kept network; the NumPy Pendulum makes them
 # cheap, about 0.3 s more per run): -236, -199, -189, -174, -197 (mean -199).

@@ -523,9 +523,12 @@ def test_numpy_task_follows_gymnasium_step_for_step(task):
             ends += 1
             np.testing.assert_allclose(ga[4]["final_obs"][k], gb[4]["final_obs"][k], atol=1e-5)
     assert ends > (100 if task == "cartpole-novel" else 40)
-    bad = np.full(6, 2) if task == "cartpole-novel" else np.zeros(6)
-    with pytest.raises(ValueError, match="per copy"):
+    bad, message = (np.full(6, 2), "one action in") if task == "cartpole-novel" else (np.zeros(6), "finite torque")
+    with pytest.raises(ValueError, match=message):
         np_env.step(bad)
+    if task == "pendulum-novel":
+        with pytest.raises(ValueError, match="finite torque"):
+            np_env.step(np.full((6, 1), np.nan, np.float32))
     # only where it is the same task: other tasks, keyword arguments or next-step autoreset get Gymnasium's
     assert not isinstance(make_vector_env(task, 2, numpy_env=True, continuous_actions=True), cls)
     assert not isinstance(make_vector_env(task, 2, same_step_autoreset=True, numpy_env=True, continuous_actions=True,

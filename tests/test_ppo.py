@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lstm_rl_lib import ppo
+from lstm_rl_lib.agent import normalize_observation
 from lstm_rl_lib.envs import make_env, make_vector_env, spaces_of
 from lstm_rl_lib.nets import reset_state
 from lstm_rl_lib.ppo import (ActorCritic, PPOConfig, RolloutCollector, SegmentLayout, compute_gae, evaluate,
@@ -464,6 +465,40 @@ def test_gsde_trains_evaluates_and_refuses_discrete_actions():
         train_ppo(progress=False, sde=True, total_steps=256)
     with pytest.raises(ValueError, match="sde_sample_freq must be a positive integer"):
         PPOConfig(sde=True, sde_sample_freq=0)
+
+
+def test_squash_sends_the_tanh_of_the_sample_scaled_to_the_bounds_and_keeps_the_sample():
+    """With squash, the environment gets low + (tanh(u) + 1) (high - low) / 2 of the sample u (of the mean
+    when deterministic), the rollout keeps u and its Gaussian log-probability, and the update recomputes it."""
+    cfg = PPOConfig(env="pendulum-novel", num_envs=3, num_steps=40, squash=True, log_std_init=1.0, seed=2)
+    spaces = spaces_of(make_env("pendulum-novel"), continuous_actions=True)
+    net = ppo.make_actor_critic(cfg, spaces)
+    u = torch.tensor([[-3.0], [0.0], [0.5]])
+    torch.testing.assert_close(net.env_action(u), 2.0 * torch.tanh(u))      # Pendulum's torque is in [-2, 2]
+    assert not ppo.make_actor_critic(PPOConfig(env="pendulum-novel"), spaces).squash
+    sent = []
+    c = RolloutCollector(cfg, net, torch.device("cpu"))
+    step = c.venv.step
+    c.venv.step = lambda a: (sent.append(np.array(a)), step(a))[1]
+    rollout = c.collect()
+    c.close()
+    sent = np.stack(sent)
+    np.testing.assert_allclose(sent, 2.0 * np.tanh(rollout.actions.numpy()), rtol=1e-6, atol=1e-6)
+    assert np.abs(rollout.actions.numpy()).max() > 2.0       # with sigma e^1 some samples lie beyond the bounds
+    cols = torch.arange(3)
+    with torch.no_grad():
+        logp, _, _ = evaluate_actions(net, rollout, cols, SegmentLayout.from_starts(rollout.starts_host))
+    torch.testing.assert_close(logp, rollout.logprobs, atol=1e-5, rtol=0)
+    res = train_ppo(progress=False, env="pendulum-novel", total_steps=512, num_envs=4, num_steps=64, epochs=1,
+                    squash=True, sde=True, select_every=0)
+    obs = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    a, _ = res.agent.predict(obs, deterministic=True)
+    with torch.no_grad():
+        x = torch.as_tensor(normalize_observation(obs, *res.agent.obs_rms))[None]
+        mean = res.net(x, value=False)[0][0, :, :1]
+    np.testing.assert_allclose(a, 2.0 * np.tanh(mean.numpy()), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="squash needs continuous actions"):
+        train_ppo(progress=False, squash=True, total_steps=256)
 
 
 def test_select_every_keeps_best_checked_network_and_its_statistics_and_leaves_the_run_unchanged():

@@ -210,27 +210,27 @@ class PPOConfig:
 # sigma at -1 ended at -197, -202 and -314 (mean -237); at -0.5: -332, -215, -224 (-257); at -1.5: -272,
 # -360, -286 (-306); at -2: -718, -880, -805; log sigma -1 without gSDE: -621 on seed 5 (stopped there).
 # gSDE at -1 was kept then. With later changes to the acting code (one-step LSTM cells) and one thread per run,
-# those settings ended at -787, -281 and -358 on seeds 5-7: one seed that never learns, where the sweep below
-# found settings that did not collapse. Sweep (gSDE, seeds 5-9 unless said, one thread per run, mean):
-# 16 envs x 64 steps, 8 minibatches (1,024 steps per update, minibatches as large as before): -276, -212, -230
-# on seeds 5-7 (identical on Gymnasium's Pendulum and on the NumPy one); the same with lr 1e-3: -264; 16 x 64 with
-# 4 minibatches: -765 on seed 5; 32 x 32: -299 (seeds 5-7); epochs 5 at 8 x 64: -347 (seeds 5-7).
-# 16 x 128, 8 minibatches: lr 2e-3 -226 (every seed -242 to -212); lr 1e-3 -536; lr 3e-3 -212; lr 4e-3 -306
-# (seed 8 -626); 8 epochs at lr 3e-3 -244, 15 at lr 2e-3 -267; 16 minibatches -235; 32 x 64 with 16 -359;
-# log sigma -0.5 at lr 2e-3: -236, -199, -191, -194, -197 (mean -203); at lr 3e-3: -243. The last kept, with
-# checks of 40 episodes instead of 10 (a less noisy choice of the kept network; the NumPy Pendulum makes them
-# cheap, about 0.3 s more per run): -236, -199, -189, -174, -197 (mean -199). From there (means on seeds 5-9): checks
-# every 2,500 steps -200 (the same networks kept but one); a clip range held at 0.2 instead of annealed to 0 -191
-# (-222, -177, -207, -173, -177); with it, gSDE's noise redrawn every 8 steps -201, every 2 steps -264;
-# 128 LSTM units -191 in twice the time; gamma 0.95 -204; GAE lambda 0.9 -200; checks of 100 episodes -195.
-# A tanh-squashed action (squash=True) -217 (-187, -196, -343, -190, -168); squashed with the clip range held
-# -195 (-175, -176, -180, -279, -163), the same with log sigma -1.2 (about the same torque noise as -0.5 gives
-# unsquashed) -202, and with checks of 100 episodes -184 (-175, -176, -180, -227, -163: the checks found a better
-# network for seed 8, the one seed the squash had hurt). From there, log sigma 0: -158, -177, -185, -173, -194
-# (mean -177); log sigma 0.5: -191; lr 3e-3: -218 (seed 9 -307). Evaluated again on 100 other episodes per seed
-# (seeds 300,000 + 1,000 x seed on), log sigma 0 against -0.5: -186/-230, -179/-175, -196/-201, -177/-212, -214/-220
-# (means -190 and -208). Log sigma 0 kept. On the benchmark's seeds 0-2 (bench_ppo.py, 20 episodes) it ended at
-# -235, -231, -191 (-219), against -202, -223, -197 (-208) at -0.5: these differences are within the evaluation's noise.
+# those settings ended at -787, -281 and -358 on seeds 5-7 (one seed never learns). Sweep (gSDE, seeds 5-9 unless
+# said, one thread per run, mean): 16 envs x 64 steps, 8 minibatches: -276, -212, -230 on seeds 5-7 (identical on
+# Gymnasium's Pendulum and the NumPy one); with lr 1e-3: -264; with 4 minibatches: -765 on seed 5; 32 x 32: -299
+# (seeds 5-7); 5 epochs at 8 x 64: -347 (seeds 5-7). 16 x 128, 8 minibatches: lr 2e-3 -226 (every seed -242 to
+# -212); lr 1e-3 -536; lr 3e-3 -212; lr 4e-3 -306 (seed 8 -626); 8 epochs at lr 3e-3 -244, 15 at lr 2e-3 -267;
+# 16 minibatches -235; 32 x 64 with 16 -359; log sigma -0.5 at lr 2e-3: -236, -199, -191, -194, -197 (mean -203);
+# at lr 3e-3: -243; with checks of 40 episodes instead of 10: -236, -199, -189, -174, -197 (mean -199). From there:
+# checks every 2,500 steps -200; a clip range held at 0.2 instead of annealed -191 (-222, -177, -207, -173, -177);
+# with it, gSDE's noise redrawn every 8 steps -201, every 2 steps -264; 128 LSTM units -191 in twice the time;
+# gamma 0.95 -204; GAE lambda 0.9 -200; checks of 100 episodes -195. A tanh-squashed action (squash=True) -217
+# (-187, -196, -343, -190, -168); squashed with the clip held -195 (-175, -176, -180, -279, -163), with log sigma
+# -1.2 too (about the unsquashed torque noise of -0.5) -202, with checks of 100 episodes instead -184 (-175, -176,
+# -180, -227, -163). From there: log sigma 0: -158, -177, -185, -173, -194 (mean -177); 0.5: -191; lr 3e-3: -218.
+# Evaluated again on 100 other episodes per seed (seeds 300,000 + 1,000 x seed on), log sigma 0 against -0.5:
+# -186/-230, -179/-175, -196/-201, -177/-212, -214/-220 (means -190 and -208). Log sigma 0 kept: -177 (-190 over
+# the 100). Then, as 20/100-episode means: 32 x 128 with 32 minibatches (rl-baselines3-zoo's 4,096 steps and about
+# its number of gradient steps per update) -221/-230; the zoo's 4 x 1,024 with 4 minibatches -194/-216; ReLU layers
+# with PyTorch's default init (the zoo's ortho_init=False) -198/-211, with 4 x 1,024 too -258/-261: none kept.
+# On the benchmark's seeds 0-2 (bench_ppo.py, 20 episodes) the kept settings ended at -235, -231, -191 (-219),
+# against -202, -223, -197 (-208) with log sigma -0.5:
+# differences within the evaluation's noise.
 PRESETS: dict[str, dict] = {
     "cartpole-novel": dict(env="cartpole-novel"),
     "pendulum-novel": dict(env="pendulum-novel", num_envs=16, num_steps=128, num_minibatches=8, epochs=10,

@@ -52,14 +52,16 @@ def warm_up_torch() -> None:
 
 
 def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = "cartpole-novel",
-                device: str = "cpu") -> dict:
+                device: str = "cpu", env: str | None = None) -> dict:
+    """One run of ours with ``task``'s preset (``env``: another environment, the preset's settings kept)."""
     import numpy as np
 
     from lstm_rl_lib.envs import with_stack
     from lstm_rl_lib.ppo import evaluate, preset, train_ppo
 
     stack = policy == "stack"            # the feed-forward policy on the last 4 observations
-    config = preset(task, policy="mlp" if stack else policy, total_steps=budget, seed=seed, device=device)
+    config = preset(task, policy="mlp" if stack else policy, total_steps=budget, seed=seed, device=device,
+                    **({"env": env} if env else {}))
     if stack:
         config = with_stack(config, 4)
     warm_up_torch()
@@ -70,7 +72,8 @@ def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = 
     h = result.history
     tail = max(1, len(h["return"]) // 10)
     name = "ours stack-4-PPO" if stack else f"ours {policy}-PPO"
-    return {"agent": name + ("" if task == "cartpole-novel" else f" ({task})"), "seed": seed, "budget": budget,
+    where = env or task
+    return {"agent": name + ("" if where == "cartpole-novel" else f" ({where})"), "seed": seed, "budget": budget,
             "env_steps": h["env_steps"][-1], "seconds": seconds, "device": device,
             "collect_seconds": float(np.sum(h["collect_seconds"])), "env_seconds": float(np.sum(h["env_seconds"])),
             "update_seconds": float(np.sum(h["update_seconds"])), "check_seconds": result.check_seconds,
@@ -176,6 +179,8 @@ def main() -> int:
               "sb3-lstm": lambda: worker_sb3(True, args.seed, args.budget, args.episodes),
               "sb3-mlp": lambda: worker_sb3(False, args.seed, args.budget, args.episodes),
               "ours-pendulum": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes, "pendulum-novel"),
+              "ours-pendulum-full": lambda: worker_ours("mlp", args.seed, args.budget, args.episodes, "pendulum-novel",
+                                                        env="Pendulum-v1"),
               "ours-tmaze": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes, "tmaze"),
               }[args.worker]
         print(json.dumps(fn()))
@@ -201,26 +206,33 @@ def main() -> int:
                 print(f"[bench] {row['agent']:<26} budget {budget:>7,} seed {seed}: {row['return']:6.1f} "
                       f"in {row['seconds']:6.1f} s", flush=True)
 
-    def task_runs(task: str, budget: int) -> list[dict]:
-        """Ours alone on ``task``, one run per seed of ``--task-seeds``, each printed as it ends."""
+    def task_runs(task: str, budget: int, kind: str | None = None) -> list[dict]:
+        """Ours alone on ``task`` (worker ``kind``, by default ``ours-<task>``), one run per seed of
+        ``--task-seeds``, each printed as it ends."""
         runs = []
         for seed in (args.task_seeds if task in args.tasks else []):
-            row = run_worker(ours_python, f"ours-{task}", seed, budget, args.episodes)
+            row = run_worker(ours_python, kind or f"ours-{task}", seed, budget, args.episodes)
             runs.append(row)
             print(f"[bench] {row['agent']:<26} budget {budget:>7,} seed {seed}: return {row['return']:7.2f}, "
                   f"success {row['success']:.2f} in {row['seconds']:6.1f} s", flush=True)
         return runs
 
     pendulum = task_runs("pendulum", args.pendulum_budget)
+    # a reference, not a baseline: the same settings with the velocity observed (Gymnasium's Pendulum-v1),
+    # feed-forward; what this PPO reaches on the same evaluation episodes when nothing has to be remembered
+    pendulum_full = task_runs("pendulum", args.pendulum_budget, "ours-pendulum-full")
     if pendulum:
-        print("\n| velocity-free Pendulum (ours, LSTM-PPO) | seed | env steps | wall time (s) | eval return (20 ep.) |")
+        print(f"\n| Pendulum, {args.pendulum_budget:,} steps | seed | env steps | wall time (s) | eval return (20 ep.) |")
         print("|---|---|---|---|---|")
-        for r in pendulum:
+        for r in pendulum + pendulum_full:
             print(f"| {r['agent']} | {r['seed']} | {r['env_steps']:,} | {r['seconds']:.1f} | {r['return']:.1f} ± {r['return_std']:.1f} |")
         mean = sum(r["return"] for r in pendulum) / len(pendulum)
-        print(f"\nPendulum: mean return {mean:.1f} over {len(pendulum)} seeds; seeds >= -200: "
+        print(f"\nvelocity-free Pendulum, LSTM: mean return {mean:.1f} over {len(pendulum)} seeds; seeds >= -200: "
               f"{sum(r['return'] >= -200 for r in pendulum)}/{len(pendulum)} (target: mean >= -200; "
               "rl-baselines3-zoo reports -218 +- 140 for RecurrentPPO)")
+        full = sum(r["return"] for r in pendulum_full) / len(pendulum_full)
+        print(f"reference, the velocity observed (Pendulum-v1), feed-forward, same settings and episodes: mean return "
+              f"{full:.1f}")
     tmaze = task_runs("tmaze", args.tmaze_budget)
     if tmaze:
         print("\n| T-maze, corridor 50 (ours, LSTM-PPO) | seed | env steps | wall time (s) | eval success (20 ep.) | eval return |")
@@ -233,7 +245,7 @@ def main() -> int:
     out = ROOT / "build" / "bench" / "ppo.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if not rows:
-        out.write_text(json.dumps({"pendulum": pendulum, "tmaze": tmaze}, indent=1))
+        out.write_text(json.dumps({"pendulum": pendulum, "pendulum_full_state": pendulum_full, "tmaze": tmaze}, indent=1))
         print(f"\n[bench] wrote {out.relative_to(ROOT)}")
         return 0
     print("\n| agent | budget | seed | env steps | wall time (s) | acting (s) | env (s) | update (s) | checks (s) "
@@ -274,7 +286,7 @@ def main() -> int:
     for r in speed:
         print(f"| {r['update']} | {r['ms_per_update']:.1f} |")
     out.write_text(json.dumps({"runs": rows, "summary": summary, "update_speed": speed, "pendulum": pendulum,
-                               "tmaze": tmaze}, indent=1))
+                               "pendulum_full_state": pendulum_full, "tmaze": tmaze}, indent=1))
     print(f"\n[bench] wrote {out.relative_to(ROOT)}")
     return 0
 

@@ -227,10 +227,10 @@ class PPOConfig:
 # -186/-230, -179/-175, -196/-201, -177/-212, -214/-220 (means -190 and -208). Log sigma 0 kept: -177 (-190 over
 # the 100). Then, as 20/100-episode means: 32 x 128 with 32 minibatches (rl-baselines3-zoo's 4,096 steps and about
 # its number of gradient steps per update) -221/-230; the zoo's 4 x 1,024 with 4 minibatches -194/-216; ReLU layers
-# with PyTorch's default init (the zoo's ortho_init=False) -198/-211, with 4 x 1,024 too -258/-261: none kept.
-# On the benchmark's seeds 0-2 (bench_ppo.py, 20 episodes) the kept settings ended at -235, -231, -191 (-219),
-# against -202, -223, -197 (-208) with log sigma -0.5:
-# differences within the evaluation's noise.
+# with PyTorch's default init (the zoo's ortho_init=False) -198/-211, with 4 x 1,024 too -258/-261; 8 x 128 with 4
+# minibatches -240/-241; 16 x 64 with 4 -241/-268; entropy 0.001 -201/-230; forget bias 0 -208/-224; observations
+# unnormalised -217/-234; lr 1e-3 held -190/-222; vf_coef 1 -199/-217; gradient clip 1 -212/-228: none kept. Bench seeds
+# 0-2: kept -235, -231, -191 (-219), log sigma -0.5 -202, -223, -197 (-208): within the evaluation's noise.
 PRESETS: dict[str, dict] = {
     "cartpole-novel": dict(env="cartpole-novel"),
     "pendulum-novel": dict(env="pendulum-novel", num_envs=16, num_steps=128, num_minibatches=8, epochs=10,

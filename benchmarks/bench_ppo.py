@@ -17,7 +17,8 @@ The reference settings are rl-baselines3-zoo's tuned ``CartPoleNoVel-v1`` hyperp
 RecurrentPPO: 8 envs, n_steps 32, batch 256, 20 epochs, gamma 0.98, lambda 0.8, linear lr 1e-3 and
 clip 0.2 (schedules ending at the budget), LSTM 64, separate critic LSTM, pi/vf [64] ReLU, no
 orthogonal init, VecNormalize (observations and rewards). The memory-less reference is SB3's PPO
-with the same settings.
+with the same settings. On velocity-free Pendulum the reference is RecurrentPPO at the zoo's tuned
+``PendulumNoVel-v1`` settings (:func:`_sb3_pendulum`), on the same seeds and evaluation episodes as ours.
 
 Prints a markdown table and writes ``build/bench/ppo.json``.
 """
@@ -82,7 +83,8 @@ def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = 
             "success": float(np.mean(ev["success"]))}
 
 
-def worker_sb3(recurrent: bool, seed: int, budget: int, episodes: int) -> dict:
+def worker_sb3(recurrent: bool, seed: int, budget: int, episodes: int, task: str = "cartpole") -> dict:
+    """One run of the reference on ``task``: ``"cartpole"`` (the settings above) or ``"pendulum"``."""
     import numpy as np
     from sb3_contrib import RecurrentPPO
     from stable_baselines3 import PPO
@@ -93,6 +95,8 @@ def worker_sb3(recurrent: bool, seed: int, budget: int, episodes: int) -> dict:
 
     import lstm_rl_lib.envs  # noqa: F401  (registers lstm_rl/CartPoleNoVel-v1: the same task as ours)
 
+    if task == "pendulum":
+        return _sb3_pendulum(RecurrentPPO, make_vec_env, evaluate_policy, seed, budget, episodes)
     env_id = "lstm_rl/CartPoleNoVel-v1"
     venv = VecNormalize(make_vec_env(env_id, n_envs=8, seed=seed), norm_obs=True, norm_reward=True, gamma=0.98)
 
@@ -118,6 +122,37 @@ def worker_sb3(recurrent: bool, seed: int, budget: int, episodes: int) -> dict:
     return {"agent": "SB3-contrib RecurrentPPO" if recurrent else "SB3 PPO (memory-less)", "seed": seed,
             "budget": budget, "env_steps": int(model.num_timesteps), "seconds": seconds,
             "return": float(np.mean(returns)), "return_std": float(np.std(returns))}
+
+
+def _sb3_pendulum(RecurrentPPO, make_vec_env, evaluate_policy, seed: int, budget: int, episodes: int) -> dict:
+    """RecurrentPPO with rl-baselines3-zoo's tuned ``PendulumNoVel-v1`` settings (``hyperparams/ppo_lstm.yml``,
+    100k steps there too): observations and rewards normalised, 4 envs x 1,024 steps, 10 epochs, gamma 0.9,
+    lambda 0.95, lr 1e-3, clip 0.2, gSDE redrawn every 4 steps, LSTM 64 with a separate critic LSTM, [64] ReLU
+    layers without orthogonal init, and RecurrentPPO's default minibatch of 128."""
+    import numpy as np
+    from stable_baselines3.common.vec_env import VecNormalize
+    from torch import nn
+
+    env_id = "lstm_rl/PendulumNoVel-v1"
+    venv = VecNormalize(make_vec_env(env_id, n_envs=4, seed=seed), norm_obs=True, norm_reward=True, gamma=0.9)
+    warm_up_torch()
+    start = time.perf_counter()
+    model = RecurrentPPO("MlpLstmPolicy", venv, n_steps=1024, n_epochs=10, gamma=0.9, gae_lambda=0.95, ent_coef=0.0,
+                         learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4, seed=seed,
+                         policy_kwargs=dict(ortho_init=False, activation_fn=nn.ReLU, lstm_hidden_size=64,
+                                            enable_critic_lstm=True, net_arch=dict(pi=[64], vf=[64])),
+                         device="cpu", verbose=0)
+    model.learn(total_timesteps=budget)
+    seconds = time.perf_counter() - start
+    # one copy per episode, copy k reset with seed 100,000 + seed + k: the same starts as ours (agent.evaluate)
+    eval_env = VecNormalize(make_vec_env(env_id, n_envs=episodes, seed=100_000 + seed), training=False,
+                            norm_reward=False)
+    eval_env.obs_rms = venv.obs_rms
+    returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=episodes, deterministic=True,
+                                 return_episode_rewards=True)
+    return {"agent": "SB3-contrib RecurrentPPO (zoo)", "seed": seed, "budget": budget,
+            "env_steps": int(model.num_timesteps), "seconds": seconds, "return": float(np.mean(returns)),
+            "return_std": float(np.std(returns))}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,6 +213,7 @@ def main() -> int:
               "ours-stack": lambda: worker_ours("stack", args.seed, args.budget, args.episodes),
               "sb3-lstm": lambda: worker_sb3(True, args.seed, args.budget, args.episodes),
               "sb3-mlp": lambda: worker_sb3(False, args.seed, args.budget, args.episodes),
+              "sb3-pendulum": lambda: worker_sb3(True, args.seed, args.budget, args.episodes, "pendulum"),
               "ours-pendulum": lambda: worker_ours("lstm", args.seed, args.budget, args.episodes, "pendulum-novel"),
               "ours-pendulum-full": lambda: worker_ours("mlp", args.seed, args.budget, args.episodes, "pendulum-novel",
                                                         env="Pendulum-v1"),
@@ -190,7 +226,7 @@ def main() -> int:
     print(f"[bench] machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} intra-op threads, device cpu", flush=True)
     ours_python = Path(sys.executable)
-    ref_python = None if args.no_sb3 or "cartpole" not in args.tasks else sb3_python()
+    ref_python = None if args.no_sb3 or not {"cartpole", "pendulum"} & set(args.tasks) else sb3_python()
     rows = []
     for budget in (args.budgets if "cartpole" in args.tasks else []):
         for seed in args.seeds:
@@ -206,25 +242,28 @@ def main() -> int:
                 print(f"[bench] {row['agent']:<26} budget {budget:>7,} seed {seed}: {row['return']:6.1f} "
                       f"in {row['seconds']:6.1f} s", flush=True)
 
-    def task_runs(task: str, budget: int, kind: str | None = None) -> list[dict]:
-        """Ours alone on ``task`` (worker ``kind``, by default ``ours-<task>``), one run per seed of
+    def task_runs(task: str, budget: int, kind: str | None = None, python: Path | None = None) -> list[dict]:
+        """One run of worker ``kind`` (by default ours, ``ours-<task>``) on ``task`` per seed of
         ``--task-seeds``, each printed as it ends."""
         runs = []
         for seed in (args.task_seeds if task in args.tasks else []):
-            row = run_worker(ours_python, kind or f"ours-{task}", seed, budget, args.episodes)
+            row = run_worker(python or ours_python, kind or f"ours-{task}", seed, budget, args.episodes)
             runs.append(row)
-            print(f"[bench] {row['agent']:<26} budget {budget:>7,} seed {seed}: return {row['return']:7.2f}, "
-                  f"success {row['success']:.2f} in {row['seconds']:6.1f} s", flush=True)
+            success = f", success {row['success']:.2f}" if "success" in row else ""
+            print(f"[bench] {row['agent']:<26} budget {budget:>7,} seed {seed}: return {row['return']:7.2f}"
+                  f"{success} in {row['seconds']:6.1f} s", flush=True)
         return runs
 
     pendulum = task_runs("pendulum", args.pendulum_budget)
     # a reference, not a baseline: the same settings with the velocity observed (Gymnasium's Pendulum-v1),
     # feed-forward; what this PPO reaches on the same evaluation episodes when nothing has to be remembered
     pendulum_full = task_runs("pendulum", args.pendulum_budget, "ours-pendulum-full")
+    # the reference on the same task, seeds and evaluation episodes, at the zoo's tuned settings
+    pendulum_ref = task_runs("pendulum", args.pendulum_budget, "sb3-pendulum", ref_python) if ref_python else []
     if pendulum:
         print(f"\n| Pendulum, {args.pendulum_budget:,} steps | seed | env steps | wall time (s) | eval return (20 ep.) |")
         print("|---|---|---|---|---|")
-        for r in pendulum + pendulum_full:
+        for r in pendulum + pendulum_full + pendulum_ref:
             print(f"| {r['agent']} | {r['seed']} | {r['env_steps']:,} | {r['seconds']:.1f} | {r['return']:.1f} ± {r['return_std']:.1f} |")
         mean = sum(r["return"] for r in pendulum) / len(pendulum)
         print(f"\nvelocity-free Pendulum, LSTM: mean return {mean:.1f} over {len(pendulum)} seeds; seeds >= -200: "
@@ -233,6 +272,12 @@ def main() -> int:
         full = sum(r["return"] for r in pendulum_full) / len(pendulum_full)
         print(f"reference, the velocity observed (Pendulum-v1), feed-forward, same settings and episodes: mean return "
               f"{full:.1f}")
+        if pendulum_ref:
+            ref = sum(r["return"] for r in pendulum_ref) / len(pendulum_ref)
+            print(f"SB3-contrib RecurrentPPO, the zoo's settings, same task, seeds and episodes: mean return {ref:.1f}; "
+                  f"seeds >= -200: {sum(r['return'] >= -200 for r in pendulum_ref)}/{len(pendulum_ref)}; mean time "
+                  f"{sum(r['seconds'] for r in pendulum_ref) / len(pendulum_ref):.1f} s against "
+                  f"{sum(r['seconds'] for r in pendulum) / len(pendulum):.1f} s for ours")
     tmaze = task_runs("tmaze", args.tmaze_budget)
     if tmaze:
         print("\n| T-maze, corridor 50 (ours, LSTM-PPO) | seed | env steps | wall time (s) | eval success (20 ep.) | eval return |")
@@ -245,7 +290,8 @@ def main() -> int:
     out = ROOT / "build" / "bench" / "ppo.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if not rows:
-        out.write_text(json.dumps({"pendulum": pendulum, "pendulum_full_state": pendulum_full, "tmaze": tmaze}, indent=1))
+        out.write_text(json.dumps({"pendulum": pendulum, "pendulum_full_state": pendulum_full,
+                                   "pendulum_reference": pendulum_ref, "tmaze": tmaze}, indent=1))
         print(f"\n[bench] wrote {out.relative_to(ROOT)}")
         return 0
     print("\n| agent | budget | seed | env steps | wall time (s) | acting (s) | env (s) | update (s) | checks (s) "
@@ -286,7 +332,8 @@ def main() -> int:
     for r in speed:
         print(f"| {r['update']} | {r['ms_per_update']:.1f} |")
     out.write_text(json.dumps({"runs": rows, "summary": summary, "update_speed": speed, "pendulum": pendulum,
-                               "pendulum_full_state": pendulum_full, "tmaze": tmaze}, indent=1))
+                               "pendulum_full_state": pendulum_full, "pendulum_reference": pendulum_ref,
+                               "tmaze": tmaze}, indent=1))
     print(f"\n[bench] wrote {out.relative_to(ROOT)}")
     return 0
 

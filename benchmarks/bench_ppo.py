@@ -249,7 +249,8 @@ def main() -> int:
         for seed in (args.task_seeds if task in args.tasks else []):
             row = run_worker(python or ours_python, kind or f"ours-{task}", seed, budget, args.episodes)
             runs.append(row)
-            success = f", success {row['success']:.2f}" if "success" in row else ""
+            has_success = "success" in row and row["success"] == row["success"]   # NaN: the task has no goal
+            success = f", success {row['success']:.2f}" if has_success else ""
             print(f"[bench] {row['agent']:<26} budget {budget:>7,} seed {seed}: return {row['return']:7.2f}"
                   f"{success} in {row['seconds']:6.1f} s", flush=True)
         return runs

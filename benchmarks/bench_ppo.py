@@ -1,6 +1,6 @@
 """Benchmark: the book's LSTM-PPO against Stable-Baselines3-contrib's RecurrentPPO on velocity-free CartPole.
 
-    python3 book.py bench ppo                       # everything, 5 seeds (about 30 minutes on 2 CPU cores)
+    python3 book.py bench ppo                       # everything, 5 seeds (about 55 to 90 minutes on 2 CPU cores)
     .venv/bin/python benchmarks/bench_ppo.py --budgets 50000 --seeds 0 --no-sb3   # ours only, quick
     .venv/bin/python benchmarks/bench_ppo.py --tasks pendulum                      # the Pendulum target only
     .venv/bin/python benchmarks/bench_ppo.py --tasks tmaze                         # the T-maze (corridor 50) only

@@ -85,18 +85,16 @@ def worker_ours(policy: str, seed: int, budget: int, episodes: int, task: str = 
 
 def worker_sb3(recurrent: bool, seed: int, budget: int, episodes: int, task: str = "cartpole") -> dict:
     """One run of the reference on ``task``: ``"cartpole"`` (the settings above) or ``"pendulum"``."""
-    import numpy as np
     from sb3_contrib import RecurrentPPO
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import VecNormalize
     from torch import nn
 
-    import lstm_rl_lib.envs  # noqa: F401  (registers lstm_rl/CartPoleNoVel-v1: the same task as ours)
+    import lstm_rl_lib.envs  # noqa: F401  (registers the lstm_rl/ tasks: the same as ours)
 
     if task == "pendulum":
-        return _sb3_pendulum(RecurrentPPO, make_vec_env, evaluate_policy, seed, budget, episodes)
+        return _sb3_pendulum(seed, budget, episodes)
     env_id = "lstm_rl/CartPoleNoVel-v1"
     venv = VecNormalize(make_vec_env(env_id, n_envs=8, seed=seed), norm_obs=True, norm_reward=True, gamma=0.98)
 
@@ -115,21 +113,17 @@ def worker_sb3(recurrent: bool, seed: int, budget: int, episodes: int, task: str
         model = PPO("MlpPolicy", venv, policy_kwargs=kwargs, **common)
     model.learn(total_timesteps=budget)
     seconds = time.perf_counter() - start
-    eval_env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=100_000 + seed), training=False, norm_reward=False)
-    eval_env.obs_rms = venv.obs_rms
-    returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=episodes, deterministic=True,
-                                 return_episode_rewards=True)
-    return {"agent": "SB3-contrib RecurrentPPO" if recurrent else "SB3 PPO (memory-less)", "seed": seed,
-            "budget": budget, "env_steps": int(model.num_timesteps), "seconds": seconds,
-            "return": float(np.mean(returns)), "return_std": float(np.std(returns))}
+    name = "SB3-contrib RecurrentPPO" if recurrent else "SB3 PPO (memory-less)"
+    return _sb3_report(name, model, venv, env_id, 1, seed, budget, episodes, seconds)
 
 
-def _sb3_pendulum(RecurrentPPO, make_vec_env, evaluate_policy, seed: int, budget: int, episodes: int) -> dict:
+def _sb3_pendulum(seed: int, budget: int, episodes: int) -> dict:
     """RecurrentPPO with rl-baselines3-zoo's tuned ``PendulumNoVel-v1`` settings (``hyperparams/ppo_lstm.yml``,
     100k steps there too): observations and rewards normalised, 4 envs x 1,024 steps, 10 epochs, gamma 0.9,
     lambda 0.95, lr 1e-3, clip 0.2, gSDE redrawn every 4 steps, LSTM 64 with a separate critic LSTM, [64] ReLU
     layers without orthogonal init, and RecurrentPPO's default minibatch of 128."""
-    import numpy as np
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
     from torch import nn
 
@@ -145,14 +139,24 @@ def _sb3_pendulum(RecurrentPPO, make_vec_env, evaluate_policy, seed: int, budget
     model.learn(total_timesteps=budget)
     seconds = time.perf_counter() - start
     # one copy per episode, copy k reset with seed 100,000 + seed + k: the same starts as ours (agent.evaluate)
-    eval_env = VecNormalize(make_vec_env(env_id, n_envs=episodes, seed=100_000 + seed), training=False,
-                            norm_reward=False)
+    return _sb3_report("SB3-contrib RecurrentPPO (zoo)", model, venv, env_id, episodes, seed, budget, episodes, seconds)
+
+
+def _sb3_report(name: str, model, venv, env_id: str, copies: int, seed: int, budget: int, episodes: int,
+                seconds: float) -> dict:
+    """The reference's row: ``episodes`` deterministic episodes on ``copies`` copies of ``env_id`` seeded from
+    100,000 + ``seed``, with the training normalisation's observation statistics frozen (rewards raw)."""
+    import numpy as np
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    eval_env = VecNormalize(make_vec_env(env_id, n_envs=copies, seed=100_000 + seed), training=False, norm_reward=False)
     eval_env.obs_rms = venv.obs_rms
     returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=episodes, deterministic=True,
                                  return_episode_rewards=True)
-    return {"agent": "SB3-contrib RecurrentPPO (zoo)", "seed": seed, "budget": budget,
-            "env_steps": int(model.num_timesteps), "seconds": seconds, "return": float(np.mean(returns)),
-            "return_std": float(np.std(returns))}
+    return {"agent": name, "seed": seed, "budget": budget, "env_steps": int(model.num_timesteps), "seconds": seconds,
+            "return": float(np.mean(returns)), "return_std": float(np.std(returns))}
 
 
 # ----------------------------------------------------------------------------------------------
